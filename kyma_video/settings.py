@@ -1,0 +1,134 @@
+"""The one settings object. Every process (worker, API, CLI, tests) reads the same variables.
+
+Defaults are the embedded, single-machine stack: SQLite ledger and blobs under ``./.kyma``,
+a Temporal dev server on localhost. Production sets ``KYMA_ENVIRONMENT=production``, which
+refuses the embedded defaults that would silently lose data or money there.
+"""
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class BlobBackend(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KYMA_", extra="ignore")
+
+    environment: Environment = Field(
+        Environment.DEVELOPMENT, description="`production` refuses embedded defaults."
+    )
+    data_dir: Path = Field(
+        Path(".kyma"), description="Where the embedded stack keeps its files (SQLite, blobs)."
+    )
+
+    # Ledger
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL. Default: SQLite file `<data_dir>/kyma.db`. "
+        "Production: `postgresql+asyncpg://user@host/db`.",
+    )
+
+    # Temporal
+    temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port.")
+    temporal_namespace: str = Field("default", description="Temporal namespace.")
+    task_queue: str = Field("kyma-video", description="Task queue for workflows and activities.")
+
+    # Jobs
+    job_timeout_seconds: int = Field(
+        600, ge=10, description="Durable deadline per job; on expiry the hold is released."
+    )
+    poll_interval_seconds: float = Field(
+        5.0, gt=0, description="How often a running upstream job is polled."
+    )
+    admission_timeout_seconds: int = Field(
+        60, ge=1, description="How long a started job waits for its `admit` update."
+    )
+
+    # Blob storage
+    blob_backend: BlobBackend = Field(BlobBackend.LOCAL, description="`local` or `s3`.")
+    blob_dir: Path | None = Field(
+        None, description="Local backend directory. Default: `<data_dir>/blobs`."
+    )
+    blob_public_base_url: str = Field(
+        "http://127.0.0.1:8000/files",
+        description="Public URL prefix of stored videos: the bucket's public URL for S3, "
+        "the API's file route for the local backend.",
+    )
+    s3_bucket: str | None = Field(None, description="Bucket for the S3 backend.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, R2, moto); empty for AWS."
+    )
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_prefix: str = Field("videos/", description="Key prefix for stored videos.")
+    max_video_bytes: int = Field(
+        512 * 1024 * 1024, gt=0, description="Largest upstream video accepted for rehosting."
+    )
+    media_fetch_timeout_seconds: float = Field(
+        120.0, gt=0, description="Upper bound on downloading one upstream video."
+    )
+
+    # Providers
+    simulated_provider: bool = Field(
+        False,
+        description="Serve every model from the built-in simulated provider (local stack, "
+        "demos, tests). Off unless explicitly enabled; jobs it served say so.",
+    )
+    simulated_min_seconds: float = Field(
+        3.0, ge=0, description="How long the simulated upstream takes unless a job asks."
+    )
+
+    # Worker
+    worker_max_concurrent_activities: int = Field(
+        200, ge=1, description="Activities one worker runs at once."
+    )
+    worker_max_concurrent_workflow_tasks: int = Field(
+        100, ge=1, description="Workflow tasks one worker runs at once."
+    )
+    worker_graceful_shutdown_seconds: int = Field(
+        30, ge=0, description="On SIGTERM, how long in-flight activities get to finish."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'kyma.db').as_posix()}"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.data_dir / "blobs"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production_defaults(self) -> Self:
+        if self.environment is Environment.PRODUCTION:
+            problems = []
+            if not self.database_url or self.database_url.startswith("sqlite"):
+                problems.append("KYMA_DATABASE_URL must point at PostgreSQL")
+            if self.blob_backend is not BlobBackend.S3:
+                problems.append("KYMA_BLOB_BACKEND must be s3")
+            if self.simulated_provider:
+                problems.append("KYMA_SIMULATED_PROVIDER must be off")
+            if problems:
+                raise ValueError("unsafe for production: " + "; ".join(problems))
+        if self.blob_backend is BlobBackend.S3 and not self.s3_bucket:
+            raise ValueError("KYMA_S3_BUCKET is required when KYMA_BLOB_BACKEND=s3")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process; tests build their own ``Settings`` instead."""
+    return Settings()

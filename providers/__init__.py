@@ -1,0 +1,1 @@
+"""Where a provider is called: the catalog, the provider seam and one module per provider."""
