@@ -76,10 +76,10 @@ class VideoRequest(BaseModel):
         if value is None:
             return DEFAULT_DURATION
         whole = (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            or isinstance(value, float)
-            and value.is_integer()
+            (isinstance(value, int)
+            and not isinstance(value, bool))
+            or (isinstance(value, float)
+            and value.is_integer())
         )
         if not whole or not MIN_DURATION <= int(value) <= MAX_DURATION:  # type: ignore[call-overload]
             raise _fail(

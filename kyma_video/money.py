@@ -16,7 +16,7 @@ SECONDS_QUANTUM = Decimal("0.001")
 
 def usd(value: Decimal | int | str) -> Decimal:
     """Parse an exact amount; refuses binary floats, which cannot represent cents exactly."""
-    if isinstance(value, float):  # pragma: no cover - guarded by typing, kept for callers at runtime
+    if isinstance(value, float):  # typing forbids it; callers at run time may not respect that
         raise TypeError("money must not be a float")
     amount = Decimal(value)
     if amount != amount.quantize(USD_QUANTUM):

@@ -1,0 +1,74 @@
+"""Where a job's money moves: the hold at admission, and exactly one capture or release.
+
+Each activity is one ledger transaction that is idempotent by job id, so Temporal's
+at-least-once delivery can repeat any of them safely. Job state is written in the same
+transaction as the money it depends on, so a job's status and its ledger never disagree.
+"""
+
+from temporalio import activity
+
+from activities.deps import ActivityDeps
+from activities.errors import from_kyma_error
+from activities.messages import CaptureInput, HoldPlaced, PlaceHoldInput, ReleaseInput
+from kyma_video.errors import KymaError
+from kyma_video.jobs import JobView
+from ledger import NewJob
+from providers.catalog import get_model
+
+
+class BillingActivities:
+    def __init__(self, deps: ActivityDeps) -> None:
+        self._deps = deps
+
+    @activity.defn(name="place_hold")
+    async def place_hold(self, inp: PlaceHoldInput) -> HoldPlaced:
+        """Route the request, then create the job and hold its estimated cost atomically.
+
+        Refusals (unknown route, insufficient balance, idempotency conflict) are permanent:
+        the admission fails and no job exists.
+        """
+        request = inp.request
+        run_id = activity.info().workflow_run_id
+        try:
+            spec = get_model(request.model)
+            endpoint = spec.endpoint(with_image=request.image_url is not None)
+            provider = self._deps.providers.route(spec)
+            outcome = await self._deps.ledger.place_hold(
+                NewJob(
+                    job_id=inp.job_id,
+                    account_id=inp.account_id,
+                    api_key_id=inp.api_key_id,
+                    idempotency_key=request.idempotency_key,
+                    fingerprint=inp.fingerprint,
+                    model=spec.id,
+                    provider=provider.name.value,
+                    endpoint=endpoint,
+                    duration=request.duration,
+                    upstream_duration=spec.upstream_duration(request.duration),
+                    per_second_usd=spec.per_second_usd,
+                    prompt=request.prompt,
+                    image_url=request.image_url,
+                    params=request.params,
+                    simulated=provider.simulated,
+                    workflow_run_id=run_id,
+                )
+            )
+        except KymaError as error:
+            raise from_kyma_error(error) from error
+        # A retry of this very activity finds the job its first attempt created: still ours.
+        created = outcome.created or outcome.job.workflow_run_id == run_id
+        return HoldPlaced(job=outcome.job.view(), created=created)
+
+    @activity.defn(name="capture_usage")
+    async def capture_usage(self, inp: CaptureInput) -> JobView:
+        """Turn the hold into a usage charge for the footage actually delivered."""
+        record = await self._deps.ledger.capture_usage(
+            inp.job_id, inp.video.output, output_key=inp.video.key
+        )
+        return record.view()
+
+    @activity.defn(name="release_hold")
+    async def release_hold(self, inp: ReleaseInput) -> JobView:
+        """Return the whole hold and record why the job ended without a video."""
+        record = await self._deps.ledger.release_hold(inp.job_id, inp.status, inp.error)
+        return record.view()

@@ -1,0 +1,696 @@
+"""The ledger: every operation that moves money is one transaction, guarded in the database.
+
+Invariants, each enforced by the database rather than by a read-then-write in Python:
+
+* A balance never goes below zero: holds debit with a conditional ``UPDATE ... WHERE
+  balance >= :amount`` (row-locked on PostgreSQL, write-locked on SQLite), and a CHECK
+  constraint backs it up.
+* Every change to a balance is one ledger entry in the same transaction, so an account's
+  balance always equals the sum of its entries' ``balance_delta`` (see :meth:`Ledger.audit`).
+* A job is settled at most once: a conditional ``UPDATE jobs ... WHERE finished_at IS NULL``
+  picks one winner among concurrent settlements, and a UNIQUE ``settles_job_id`` makes a
+  second capture or release impossible even for a writer that skipped the first guard.
+"""
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Any, Self
+
+from sqlalchemy import Row, Table, case, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kyma_video.errors import IdempotencyConflict, InsufficientBalance, JobStatus
+from kyma_video.jobs import JobError, JobOutput
+from kyma_video.money import SECONDS_QUANTUM, charge, hold_amount, usd
+from ledger._database import create_engine
+from ledger._errors import LedgerConflict
+from ledger._records import (
+    AccountRecord,
+    ApiKeyRecord,
+    EntryKind,
+    HoldOutcome,
+    JobRecord,
+    LedgerEntryRecord,
+    NewJob,
+)
+from ledger._schema import Account, ApiKey, Base, Job, LedgerEntry
+from ledger._types import utcnow
+
+API_KEY_PREFIX = "kyma_"
+#: Characters of the plaintext key kept for display (``kyma_`` plus seven more).
+DISPLAY_PREFIX_CHARS = 12
+#: Longer inputs cannot be keys we issued; refuse them before hashing.
+MAX_API_KEY_CHARS = 128
+RELEASE_STATUSES = frozenset({JobStatus.FAILED, JobStatus.REFUNDED, JobStatus.EXPIRED})
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+ACCOUNTS = _table(Account)
+API_KEYS = _table(ApiKey)
+JOBS = _table(Job)
+ENTRIES = _table(LedgerEntry)
+
+_API_KEY_COLUMNS = (
+    API_KEYS.c.id,
+    API_KEYS.c.account_id,
+    API_KEYS.c.prefix,
+    API_KEYS.c.created_at,
+    API_KEYS.c.revoked_at,
+)
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(12)
+
+
+def _hash_key(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+#: A result row of any shape.
+AnyRow = Row[*tuple[Any, ...]]
+
+
+def _values(row: AnyRow) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+class Ledger:
+    """Accounts, API keys, jobs and the money that moves between them.
+
+    Every public method runs in its own transaction and returns plain records. Safe to share
+    between tasks and between processes: concurrency is resolved by the database.
+
+    Args:
+        engine: An engine from :func:`ledger.create_engine` on a migrated database.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """Open a ledger on ``url`` (already migrated; see :func:`ledger.migrate`).
+
+        Args:
+            url: An async SQLAlchemy URL.
+
+        Returns:
+            A ledger owning its engine; :meth:`close` it when done.
+        """
+        return cls(create_engine(url))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine underneath, for operator tooling and tests that need raw SQL."""
+        return self._engine
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._engine.dispose()
+
+    # Accounts and balances -------------------------------------------------------------
+
+    async def create_account(
+        self, name: str, *, balance: Decimal = Decimal(0), tier: str = "default"
+    ) -> AccountRecord:
+        """Open an account.
+
+        Args:
+            name: A human-readable name.
+            balance: Opening balance in USD; posted as a ``top_up`` entry so the balance
+                equals the sum of entries from the first row on.
+            tier: The account's tier (rate limits and the like are keyed on it).
+
+        Returns:
+            The new account.
+
+        Raises:
+            ValueError: ``balance`` is negative or finer than a micro-dollar.
+        """
+        opening = usd(balance)
+        if opening < 0:
+            raise ValueError("an opening balance cannot be negative")
+        account_id = _new_id("acct_")
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(ACCOUNTS).values(
+                    id=account_id, name=name, tier=tier, balance=opening, created_at=now
+                )
+            )
+            if opening > 0:
+                await self._post(
+                    conn,
+                    account_id=account_id,
+                    kind=EntryKind.TOP_UP,
+                    amount=opening,
+                    balance_delta=opening,
+                    balance_after=opening,
+                    created_at=now,
+                )
+            return await self._account(conn, account_id)
+
+    async def get_account(self, account_id: str) -> AccountRecord | None:
+        """The account, or None if there is no such account."""
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(select(ACCOUNTS).where(ACCOUNTS.c.id == account_id))).first()
+        return None if row is None else AccountRecord.model_validate(_values(row))
+
+    async def balance(self, account_id: str) -> Decimal:
+        """The account's balance in USD (holds already deducted).
+
+        Raises:
+            LedgerConflict: There is no such account.
+        """
+        async with self._engine.begin() as conn:
+            return await self._balance(conn, account_id)
+
+    async def top_up(
+        self, account_id: str, amount: Decimal, *, reference: str | None = None
+    ) -> Decimal:
+        """Add funds to an account.
+
+        Args:
+            account_id: The account to credit.
+            amount: USD, positive, at most micro-dollar precision.
+            reference: An idempotency reference (a payment id): posting the same reference
+                again credits nothing and returns the current balance.
+
+        Returns:
+            The balance after the top-up (or, for a repeated reference, the current one).
+
+        Raises:
+            ValueError: ``amount`` is not positive or is finer than a micro-dollar.
+            LedgerConflict: The account is unknown, or ``reference`` was already used for a
+                different amount.
+        """
+        amount = usd(amount)
+        if amount <= 0:
+            raise ValueError("a top-up must be positive")
+        try:
+            async with self._engine.begin() as conn:
+                if reference is not None and await self._top_up_seen(
+                    conn, account_id, reference, amount
+                ):
+                    return await self._balance(conn, account_id)
+                balance_after = await self._credit(conn, account_id, amount)
+                await self._post(
+                    conn,
+                    account_id=account_id,
+                    kind=EntryKind.TOP_UP,
+                    amount=amount,
+                    balance_delta=amount,
+                    balance_after=balance_after,
+                    reference=reference,
+                )
+                return balance_after
+        except IntegrityError:
+            if reference is None:
+                raise
+            # A concurrent top-up with the same reference may have committed first.
+            async with self._engine.begin() as conn:
+                if not await self._top_up_seen(conn, account_id, reference, amount):
+                    raise
+                return await self._balance(conn, account_id)
+
+    async def entries(self, account_id: str) -> list[LedgerEntryRecord]:
+        """The account's ledger entries, oldest first."""
+        return await self._entries(ENTRIES.c.account_id == account_id)
+
+    async def entries_for_job(self, job_id: str) -> list[LedgerEntryRecord]:
+        """The entries posted for one job (its hold, then its settlement), oldest first."""
+        return await self._entries(ENTRIES.c.job_id == job_id)
+
+    async def audit(self, account_id: str) -> tuple[Decimal, Decimal]:
+        """Read the stored balance and the sum of the account's entries in one snapshot.
+
+        The two are equal unless something wrote to the database behind the ledger's back.
+
+        Returns:
+            ``(stored balance, sum of balance_delta over the account's entries)``.
+
+        Raises:
+            LedgerConflict: There is no such account.
+        """
+        async with self._engine.begin() as conn:
+            stored = await self._balance(conn, account_id)
+            total = await conn.scalar(
+                select(func.sum(ENTRIES.c.balance_delta)).where(ENTRIES.c.account_id == account_id)
+            )
+        return stored, total if total is not None else usd(0)
+
+    # API keys --------------------------------------------------------------------------
+
+    async def create_api_key(self, account_id: str) -> tuple[ApiKeyRecord, str]:
+        """Issue a new API key for an account.
+
+        Returns:
+            The stored key and its plaintext. The plaintext is shown to the caller once and
+            never stored: only its sha256 is, so a database leak does not leak usable keys.
+
+        Raises:
+            LedgerConflict: There is no such account.
+        """
+        plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = _new_id("key_")
+        async with self._engine.begin() as conn:
+            await self._balance(conn, account_id)
+            await conn.execute(
+                insert(API_KEYS).values(
+                    id=key_id,
+                    account_id=account_id,
+                    key_hash=_hash_key(plaintext),
+                    prefix=plaintext[:DISPLAY_PREFIX_CHARS],
+                    created_at=utcnow(),
+                )
+            )
+            row = (
+                await conn.execute(select(*_API_KEY_COLUMNS).where(API_KEYS.c.id == key_id))
+            ).one()
+        return ApiKeyRecord.model_validate(_values(row)), plaintext
+
+    async def authenticate(self, plaintext: str) -> ApiKeyRecord | None:
+        """The live key whose plaintext this is, or None (unknown, revoked or malformed)."""
+        if (
+            not isinstance(plaintext, str)
+            or not plaintext.startswith(API_KEY_PREFIX)
+            or len(plaintext) > MAX_API_KEY_CHARS
+        ):
+            return None
+        digest = _hash_key(plaintext)
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(*_API_KEY_COLUMNS, API_KEYS.c.key_hash).where(
+                        API_KEYS.c.key_hash == digest
+                    )
+                )
+            ).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        # The lookup was by index; the constant-time comparison is the actual check.
+        if not hmac.compare_digest(row.key_hash, digest):
+            return None
+        values = _values(row)
+        del values["key_hash"]
+        return ApiKeyRecord.model_validate(values)
+
+    async def revoke_api_key(self, key_id: str) -> None:
+        """Revoke a key; revoking a revoked key changes nothing.
+
+        Raises:
+            LedgerConflict: There is no such key.
+        """
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(API_KEYS)
+                .where(API_KEYS.c.id == key_id, API_KEYS.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            if result.rowcount == 0 and not await conn.scalar(
+                select(API_KEYS.c.id).where(API_KEYS.c.id == key_id)
+            ):
+                raise LedgerConflict(f"no API key {key_id!r}")
+
+    async def list_api_keys(self, account_id: str | None = None) -> list[ApiKeyRecord]:
+        """Keys, oldest first: one account's, or every account's when ``account_id`` is None."""
+        query = select(*_API_KEY_COLUMNS).order_by(API_KEYS.c.created_at, API_KEYS.c.id)
+        if account_id is not None:
+            query = query.where(API_KEYS.c.account_id == account_id)
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(query)).all()
+        return [ApiKeyRecord.model_validate(_values(row)) for row in rows]
+
+    # Jobs ------------------------------------------------------------------------------
+
+    async def place_hold(self, new: NewJob) -> HoldOutcome:
+        """Admit a job: hold its estimated cost and record it as pending.
+
+        Idempotent on ``new.job_id``: placing the same job again returns the recorded job
+        with ``created=False`` and holds nothing more.
+
+        Args:
+            new: The job to admit.
+
+        Returns:
+            The job and whether this call created it.
+
+        Raises:
+            IdempotencyConflict: A job with this id exists for a different request.
+            InsufficientBalance: The balance does not cover the hold; nothing was written.
+            LedgerConflict: The account does not exist.
+        """
+        estimated = hold_amount(new.per_second_usd, new.duration)
+        try:
+            async with self._engine.begin() as conn:
+                existing = await self._job(conn, new.job_id)
+                if existing is not None:
+                    return HoldOutcome(job=_replayed(existing, new), created=False)
+                now = utcnow()
+                balance_after = await self._debit(conn, new.account_id, estimated)
+                await conn.execute(
+                    insert(JOBS).values(
+                        id=new.job_id,
+                        account_id=new.account_id,
+                        api_key_id=new.api_key_id,
+                        idempotency_key=new.idempotency_key,
+                        fingerprint=new.fingerprint,
+                        model=new.model,
+                        provider=new.provider,
+                        endpoint=new.endpoint,
+                        duration=new.duration,
+                        upstream_duration=new.upstream_duration,
+                        per_second_usd=new.per_second_usd,
+                        estimated_cost=estimated,
+                        status=JobStatus.PENDING.value,
+                        prompt=new.prompt,
+                        image_url=new.image_url,
+                        params=new.params,
+                        simulated=new.simulated,
+                        workflow_run_id=new.workflow_run_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                await self._post(
+                    conn,
+                    account_id=new.account_id,
+                    job_id=new.job_id,
+                    kind=EntryKind.HOLD,
+                    amount=estimated,
+                    balance_delta=-estimated,
+                    balance_after=balance_after,
+                    created_at=now,
+                )
+                job = await self._require_job(conn, new.job_id)
+        except IntegrityError:
+            # Most likely a concurrent place_hold for the same job id committed first; its
+            # transaction (and so our debit) rolled back, and the job it wrote is the answer.
+            winner = await self.get_job(new.job_id)
+            if winner is None:
+                raise
+            return HoldOutcome(job=_replayed(winner, new), created=False)
+        return HoldOutcome(job=job, created=True)
+
+    async def mark_processing(self, job_id: str, upstream_request_id: str) -> JobRecord:
+        """Record that the provider accepted the job.
+
+        The first upstream request id recorded wins (a retried submit must not overwrite it),
+        and only a pending job moves to processing: a status never moves backwards.
+
+        Returns:
+            The job as it now stands.
+
+        Raises:
+            LedgerConflict: There is no such job.
+        """
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(JOBS)
+                .where(
+                    JOBS.c.id == job_id,
+                    or_(
+                        JOBS.c.upstream_request_id.is_(None),
+                        JOBS.c.status == JobStatus.PENDING.value,
+                    ),
+                )
+                .values(
+                    upstream_request_id=func.coalesce(
+                        JOBS.c.upstream_request_id, upstream_request_id
+                    ),
+                    status=case(
+                        (JOBS.c.status == JobStatus.PENDING.value, JobStatus.PROCESSING.value),
+                        else_=JOBS.c.status,
+                    ),
+                    updated_at=utcnow(),
+                )
+            )
+            return await self._require_job(conn, job_id)
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job, or None if there is no such job."""
+        async with self._engine.begin() as conn:
+            return await self._job(conn, job_id)
+
+    async def get_job_for_account(self, job_id: str, account_id: str) -> JobRecord | None:
+        """The job if it belongs to ``account_id``; None otherwise, so ids do not leak."""
+        job = await self.get_job(job_id)
+        return job if job is not None and job.account_id == account_id else None
+
+    async def capture_usage(self, job_id: str, output: JobOutput, *, output_key: str) -> JobRecord:
+        """Settle a job as succeeded: charge for what was delivered, return the rest.
+
+        The hold becomes the charge ``rate x min(requested, delivered)`` seconds, which never
+        exceeds the hold. Idempotent: capturing a succeeded job returns it unchanged.
+
+        Args:
+            job_id: The job to settle.
+            output: The rehosted video; its duration decides the charge.
+            output_key: Where the video is stored in the blob store.
+
+        Returns:
+            The succeeded job.
+
+        Raises:
+            LedgerConflict: The job is unknown or its hold was already released.
+        """
+        try:
+            async with self._engine.begin() as conn:
+                job = await self._require_job(conn, job_id)
+                settled = _already_settled(job, capturing=True)
+                if settled is not None:
+                    return settled
+                charged = charge(job.per_second_usd, job.duration, output.duration_seconds)
+                assert charged <= job.estimated_cost, "a charge can never exceed its hold"
+                delta = job.estimated_cost - charged
+                now = utcnow()
+                await self._finish(
+                    conn,
+                    job_id,
+                    status=JobStatus.SUCCEEDED.value,
+                    charged_amount=charged,
+                    output_key=output_key,
+                    output_url=output.url,
+                    output_content_type=output.content_type,
+                    output_size_bytes=output.size_bytes,
+                    output_sha256=output.sha256,
+                    output_duration_seconds=output.duration_seconds.quantize(
+                        SECONDS_QUANTUM, rounding=ROUND_DOWN
+                    ),
+                    updated_at=now,
+                    finished_at=now,
+                )
+                await self._post(
+                    conn,
+                    account_id=job.account_id,
+                    job_id=job_id,
+                    settles_job_id=job_id,
+                    kind=EntryKind.USAGE,
+                    amount=charged,
+                    balance_delta=delta,
+                    balance_after=await self._credit(conn, job.account_id, delta),
+                    created_at=now,
+                )
+                return await self._require_job(conn, job_id)
+        except (IntegrityError, _SettledConcurrently) as lost:
+            return await self._settled_concurrently(job_id, capturing=True, cause=lost)
+
+    async def release_hold(self, job_id: str, status: JobStatus, error: JobError) -> JobRecord:
+        """Settle a job without a video: return its whole hold and record why.
+
+        Idempotent: releasing a released job returns it unchanged (with its first error).
+
+        Args:
+            job_id: The job to settle.
+            status: ``failed``, ``refunded`` or ``expired`` (see
+                :func:`kyma_video.errors.terminal_status_for`).
+            error: Why the job ended.
+
+        Returns:
+            The job in its terminal status.
+
+        Raises:
+            ValueError: ``status`` is not a release status.
+            LedgerConflict: The job is unknown or was already captured.
+        """
+        if status not in RELEASE_STATUSES:
+            raise ValueError(f"a hold is released as failed, refunded or expired, not {status}")
+        try:
+            async with self._engine.begin() as conn:
+                job = await self._require_job(conn, job_id)
+                settled = _already_settled(job, capturing=False)
+                if settled is not None:
+                    return settled
+                now = utcnow()
+                await self._finish(
+                    conn,
+                    job_id,
+                    status=status.value,
+                    error_code=error.code.value,
+                    error_message=error.message,
+                    updated_at=now,
+                    finished_at=now,
+                )
+                await self._post(
+                    conn,
+                    account_id=job.account_id,
+                    job_id=job_id,
+                    settles_job_id=job_id,
+                    kind=EntryKind.HOLD_RELEASE,
+                    amount=job.estimated_cost,
+                    balance_delta=job.estimated_cost,
+                    balance_after=await self._credit(conn, job.account_id, job.estimated_cost),
+                    created_at=now,
+                )
+                return await self._require_job(conn, job_id)
+        except (IntegrityError, _SettledConcurrently) as lost:
+            return await self._settled_concurrently(job_id, capturing=False, cause=lost)
+
+    # Helpers (each runs inside the caller's transaction) -------------------------------
+
+    async def _settled_concurrently(
+        self, job_id: str, *, capturing: bool, cause: Exception
+    ) -> JobRecord:
+        """Another settlement committed between our read and our write (our transaction
+        rolled back): answer as if it had come first, as a serial execution would."""
+        async with self._engine.begin() as conn:
+            job = await self._require_job(conn, job_id)
+        settled = _already_settled(job, capturing=capturing)
+        if settled is None:
+            raise cause
+        return settled
+
+    async def _finish(self, conn: AsyncConnection, job_id: str, **values: Any) -> None:
+        """Move an unsettled job to a terminal state, unless another settlement got there."""
+        result = await conn.execute(
+            update(JOBS).where(JOBS.c.id == job_id, JOBS.c.finished_at.is_(None)).values(**values)
+        )
+        if result.rowcount != 1:
+            raise _SettledConcurrently(job_id)
+
+    async def _debit(self, conn: AsyncConnection, account_id: str, amount: Decimal) -> Decimal:
+        """Take ``amount`` if (and only if) the balance covers it; the new balance."""
+        new_balance = await conn.scalar(
+            update(ACCOUNTS)
+            .where(ACCOUNTS.c.id == account_id, ACCOUNTS.c.balance >= amount)
+            .values(balance=ACCOUNTS.c.balance - amount)
+            .returning(ACCOUNTS.c.balance)
+        )
+        if new_balance is None:
+            await self._balance(conn, account_id)
+            raise InsufficientBalance()
+        return usd(new_balance)
+
+    async def _credit(self, conn: AsyncConnection, account_id: str, amount: Decimal) -> Decimal:
+        new_balance = await conn.scalar(
+            update(ACCOUNTS)
+            .where(ACCOUNTS.c.id == account_id)
+            .values(balance=ACCOUNTS.c.balance + amount)
+            .returning(ACCOUNTS.c.balance)
+        )
+        if new_balance is None:
+            raise LedgerConflict(f"no account {account_id!r}")
+        return usd(new_balance)
+
+    async def _post(
+        self,
+        conn: AsyncConnection,
+        *,
+        account_id: str,
+        kind: EntryKind,
+        amount: Decimal,
+        balance_delta: Decimal,
+        balance_after: Decimal,
+        job_id: str | None = None,
+        settles_job_id: str | None = None,
+        reference: str | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
+        await conn.execute(
+            insert(ENTRIES).values(
+                account_id=account_id,
+                job_id=job_id,
+                kind=kind.value,
+                amount=amount,
+                balance_delta=balance_delta,
+                balance_after=balance_after,
+                reference=reference,
+                settles_job_id=settles_job_id,
+                created_at=created_at or utcnow(),
+            )
+        )
+
+    async def _balance(self, conn: AsyncConnection, account_id: str) -> Decimal:
+        balance = await conn.scalar(select(ACCOUNTS.c.balance).where(ACCOUNTS.c.id == account_id))
+        if balance is None:
+            raise LedgerConflict(f"no account {account_id!r}")
+        return usd(balance)
+
+    async def _account(self, conn: AsyncConnection, account_id: str) -> AccountRecord:
+        row = (await conn.execute(select(ACCOUNTS).where(ACCOUNTS.c.id == account_id))).one()
+        return AccountRecord.model_validate(_values(row))
+
+    async def _top_up_seen(
+        self, conn: AsyncConnection, account_id: str, reference: str, amount: Decimal
+    ) -> bool:
+        seen = await conn.scalar(
+            select(ENTRIES.c.amount).where(
+                ENTRIES.c.account_id == account_id,
+                ENTRIES.c.reference == reference,
+                ENTRIES.c.kind == EntryKind.TOP_UP.value,
+            )
+        )
+        if seen is not None and seen != amount:
+            raise LedgerConflict(
+                f"top-up reference {reference!r} was already used for {seen} USD, not {amount}"
+            )
+        return seen is not None
+
+    async def _job(self, conn: AsyncConnection, job_id: str) -> JobRecord | None:
+        row = (await conn.execute(select(JOBS).where(JOBS.c.id == job_id))).first()
+        return None if row is None else JobRecord.model_validate(_values(row))
+
+    async def _require_job(self, conn: AsyncConnection, job_id: str) -> JobRecord:
+        job = await self._job(conn, job_id)
+        if job is None:
+            raise LedgerConflict(f"no job {job_id!r}")
+        return job
+
+    async def _entries(self, condition: Any) -> list[LedgerEntryRecord]:
+        async with self._engine.begin() as conn:
+            rows: Sequence[AnyRow] = (
+                await conn.execute(select(ENTRIES).where(condition).order_by(ENTRIES.c.id))
+            ).all()
+        return [LedgerEntryRecord.model_validate(_values(row)) for row in rows]
+
+
+class _SettledConcurrently(Exception):
+    """Raised inside a settlement's transaction to roll it back when another one won."""
+
+
+def _replayed(existing: JobRecord, new: NewJob) -> JobRecord:
+    """The recorded job, if ``new`` asks for the same thing; an idempotency conflict if not."""
+    if existing.fingerprint != new.fingerprint or existing.account_id != new.account_id:
+        raise IdempotencyConflict()
+    return existing
+
+
+def _already_settled(job: JobRecord, *, capturing: bool) -> JobRecord | None:
+    """The job if it is already settled the same way; LedgerConflict if the other way."""
+    if job.finished_at is None:
+        return None
+    if (job.status is JobStatus.SUCCEEDED) == capturing:
+        return job
+    done = "captured" if job.status is JobStatus.SUCCEEDED else f"released ({job.status})"
+    raise LedgerConflict(f"job {job.id!r} was already {done}")

@@ -1,0 +1,113 @@
+"""A job runner assembled from real parts for workflow tests: a real Temporal server, a real
+SQLite or PostgreSQL ledger, real blob storage and the simulated provider."""
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import ActivityDeps, all_activities
+from blob import BlobStore
+from kyma_video.client import Caller, JobClient, derive_job_id
+from kyma_video.jobs import Admission, VideoRequest
+from ledger import Ledger
+from providers.registry import ProviderRegistry
+from providers.simulated import SimulatedProvider
+from workflows import AdmitRequest, JobInput, JobOutcome, JobTimings, VideoJobWorkflow
+from workflows.sandbox import workflow_runner
+
+
+async def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def server_clock(env: WorkflowEnvironment) -> Callable[[], Awaitable[datetime]]:
+    """The Temporal server's notion of now. On the time-skipping server it jumps with skipped
+    time, so the simulated upstream "takes" minutes while the test takes milliseconds."""
+    return env.get_current_time
+
+
+@dataclass
+class JobHarness:
+    env: WorkflowEnvironment
+    ledger: Ledger
+    blobs: BlobStore
+    caller: Caller
+    clock: Callable[[], Awaitable[datetime]] | None = None
+    timings: JobTimings = field(default_factory=lambda: JobTimings(poll_interval_seconds=5))
+    task_queue: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex}")
+
+    def deps(self) -> ActivityDeps:
+        clock = self.clock or server_clock(self.env)
+        simulated = SimulatedProvider(default_seconds=30, clock=clock)
+        return ActivityDeps(
+            ledger=self.ledger, providers=ProviderRegistry(simulated=simulated), blobs=self.blobs
+        )
+
+    @asynccontextmanager
+    async def worker(self, **options: Any) -> AsyncIterator[Worker]:
+        async with Worker(
+            self.env.client,
+            task_queue=self.task_queue,
+            workflows=[VideoJobWorkflow],
+            workflow_runner=workflow_runner(),
+            activities=all_activities(self.deps()),
+            **options,
+        ) as worker:
+            yield worker
+
+    def request(self, **fields: Any) -> VideoRequest:
+        body: dict[str, Any] = {"model": "kling-2.5-pro", "prompt": "an hourglass on a desk"}
+        body.update(fields)
+        return VideoRequest.from_body(body)
+
+    def job_client(self) -> JobClient:
+        return JobClient(self.env.client, task_queue=self.task_queue, timings=self.timings)
+
+    async def start_and_admit(
+        self, request: VideoRequest
+    ) -> tuple[WorkflowHandle[VideoJobWorkflow, JobOutcome], Admission]:
+        """Start, then admit: the time-skipping server cannot run update-with-start, so this is
+        the two-step equivalent of ``JobClient.start_job``."""
+        job_id = derive_job_id(self.caller.api_key_id, request.idempotency_key)
+        handle = await self.env.client.start_workflow(
+            VideoJobWorkflow.run,
+            JobInput(
+                job_id=job_id,
+                account_id=self.caller.account_id,
+                api_key_id=self.caller.api_key_id,
+                request=request,
+                timings=self.timings,
+            ),
+            id=job_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        )
+        admission = await handle.execute_update(
+            VideoJobWorkflow.admit, AdmitRequest(fingerprint=request.fingerprint())
+        )
+        return handle, admission
+
+    async def history_length(self, handle: WorkflowHandle[Any, Any]) -> int:
+        return len([event async for event in handle.fetch_history_events()])
+
+    async def assert_balanced(self) -> Decimal:
+        stored, summed = await self.ledger.audit(self.caller.account_id)
+        assert stored == summed, f"balance {stored} != sum of entries {summed}"
+        assert stored >= 0
+        return stored
+
+
+async def make_caller(ledger: Ledger, balance: Decimal) -> Caller:
+    account = await ledger.create_account(f"test-{uuid.uuid4().hex[:8]}", balance=balance)
+    key, _plaintext = await ledger.create_api_key(account.id)
+    return Caller(account_id=account.id, api_key_id=key.id)

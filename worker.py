@@ -1,0 +1,88 @@
+"""The worker process: runs the video-job workflow and every activity on one task queue.
+
+``python worker.py`` (or ``kyma-video worker``) reads the same ``KYMA_*`` settings as every
+other process. On SIGTERM or SIGINT it stops polling for new tasks, gives in-flight activities
+``KYMA_WORKER_GRACEFUL_SHUTDOWN_SECONDS`` to finish, then cancels the rest; every activity is
+idempotent, so Temporal safely retries a cancelled one on another worker.
+"""
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import ActivityDeps, all_activities
+from blob import from_settings as blob_store_from_settings
+from kyma_video.client import connect
+from kyma_video.settings import Settings, get_settings
+from ledger import Ledger, migrate
+from providers.registry import build_registry
+from workflows import VideoJobWorkflow
+from workflows.sandbox import workflow_runner
+
+log = logging.getLogger("kyma_video.worker")
+
+
+def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[VideoJobWorkflow],
+        # Every activity is async; blocking work (PyAV encoding, boto3 transfers) runs in
+        # threads the activities manage themselves, so no activity executor is needed.
+        workflow_runner=workflow_runner(),
+        activities=all_activities(deps),
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+    )
+
+
+async def build_deps(settings: Settings) -> ActivityDeps:
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        # The embedded ledger migrates itself; PostgreSQL is migrated as a deploy step so that
+        # several replicas never race each other's migrations.
+        await migrate(url)
+    return ActivityDeps(
+        ledger=Ledger.from_url(url),
+        providers=build_registry(settings),
+        blobs=blob_store_from_settings(settings),
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set, then shut down gracefully."""
+    deps = await build_deps(settings)
+    client = await connect(settings)
+    worker = build_worker(client, settings, deps)
+    log.info(
+        "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address
+    )
+    try:
+        async with worker:
+            await stop.wait()
+            log.info("shutting down: letting in-flight activities finish")
+    finally:
+        await deps.ledger.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    main()

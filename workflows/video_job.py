@@ -1,0 +1,293 @@
+"""One workflow per video request: admit (hold), submit, await upstream, rehost, settle.
+
+Workflow code only orchestrates: no I/O, clocks, randomness or settings. Everything that touches
+the world is an activity in ``activities/``; every value that comes from settings arrives in
+:class:`JobInput`. A durable deadline (``timings.deadline_seconds``) races submit, await and
+rehost; settlement is never raced, so every hold ends in exactly one capture or one release.
+
+Admission happens through update-with-start (see ``kyma_video.client``): the caller starts or
+attaches to the workflow whose id derives from its idempotency key and awaits ``admit``. The
+first ``admit`` places the hold; later ones get the same job back marked as a replay.
+"""
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.billing import BillingActivities
+    from activities.messages import (
+        AwaitInput,
+        CaptureInput,
+        PlaceHoldInput,
+        RehostedVideo,
+        RehostInput,
+        ReleaseInput,
+    )
+    from activities.rehost import RehostActivities
+    from activities.upstream import UpstreamActivities
+    from kyma_video import search_attributes
+    from kyma_video.errors import ErrorCode, terminal_status_for
+    from kyma_video.jobs import Admission, JobError, JobView
+    from workflows.messages import AdmitRequest, JobInput, JobOutcome
+
+#: Money must settle even through a long database outage: ledger activities retry forever.
+LEDGER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+)
+#: Admission is awaited by a caller; give up after a few tries so it gets a db_error answer.
+ADMISSION_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=2),
+    maximum_attempts=5,
+)
+#: Transient provider trouble (429, 5xx, resets) retries with backoff until the deadline.
+PROVIDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+REHOST_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+CANCEL_RETRY = RetryPolicy(maximum_attempts=3)
+
+
+class JobFailed(Exception):
+    """A job step ended for good; carries the code that decides the terminal status."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _failure(error: ActivityError, fallback: ErrorCode) -> JobFailed:
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        try:
+            return JobFailed(ErrorCode(cause.type or ""), cause.message)
+        except ValueError:
+            return JobFailed(fallback, cause.message)
+    return JobFailed(fallback, str(cause or error))
+
+
+@workflow.defn(name="VideoJob")
+class VideoJobWorkflow:
+    @workflow.init
+    def __init__(self, inp: JobInput) -> None:
+        self._input = inp
+        self._fingerprint = inp.request.fingerprint()
+        self._job: JobView | None = None
+        self._created_by_this_run = False
+        self._rejection: JobFailed | None = None
+        self._admitting = asyncio.Lock()
+
+    # -- operator surface -------------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> JobView | None:
+        """The job as this workflow knows it (None until admitted). Callers read jobs from the
+        database; this query is for operators and debugging."""
+        return self._job
+
+    # -- admission --------------------------------------------------------------------------
+
+    @workflow.update
+    async def admit(self, request: AdmitRequest) -> Admission:
+        async with self._admitting:
+            if self._job is not None:
+                return Admission(job=self._job, replayed=True)
+            try:
+                placed = await workflow.execute_activity_method(
+                    BillingActivities.place_hold,
+                    PlaceHoldInput(
+                        job_id=self._input.job_id,
+                        account_id=self._input.account_id,
+                        api_key_id=self._input.api_key_id,
+                        request=self._input.request,
+                        fingerprint=self._fingerprint,
+                    ),
+                    start_to_close_timeout=timedelta(seconds=10),
+                    retry_policy=ADMISSION_RETRY,
+                    summary="place hold",
+                )
+            except ActivityError as error:
+                # The refusal goes back to this caller; the run then ends as failed so that a
+                # retry with the same key (after a top-up) starts afresh.
+                self._rejection = _failure(error, ErrorCode.DB_ERROR)
+                raise ApplicationError(
+                    self._rejection.message, type=self._rejection.code.value, non_retryable=True
+                ) from None
+            self._rejection = None
+            self._created_by_this_run = placed.created
+            self._set_job(placed.job)
+            return Admission(job=placed.job, replayed=not placed.created)
+
+    @admit.validator
+    def _same_request(self, request: AdmitRequest) -> None:
+        """Refuse a reused key with a different request before it reaches history."""
+        if request.fingerprint != self._fingerprint:
+            raise ApplicationError(
+                "idempotency_key was already used with a different request",
+                type=ErrorCode.IDEMPOTENCY_CONFLICT.value,
+                non_retryable=True,
+            )
+
+    # -- the job ----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: JobInput) -> JobOutcome:
+        try:
+            await workflow.wait_condition(
+                lambda: self._job is not None
+                or (self._rejection is not None and workflow.all_handlers_finished()),
+                timeout=timedelta(seconds=inp.timings.admission_timeout_seconds),
+            )
+        except TimeoutError:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if self._job is None:
+                raise ApplicationError(
+                    "no admission arrived", type="admission_timeout", non_retryable=True
+                ) from None
+        if self._job is None:
+            assert self._rejection is not None
+            workflow.upsert_search_attributes(
+                [search_attributes.JOB_STATUS.value_set(search_attributes.REJECTED)]
+            )
+            raise ApplicationError(
+                f"admission refused, no job was created: {self._rejection.message}",
+                type=self._rejection.code.value,
+                non_retryable=True,
+            )
+        if self._created_by_this_run:
+            await self._run_job()
+        # else: the job belongs to an earlier run (e.g. after history retention); the admission
+        # answered the caller with it and nothing is generated or charged again.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self._job is not None
+        return JobOutcome(job=self._job, fingerprint=self._fingerprint)
+
+    async def _run_job(self) -> None:
+        deadline = self._input.timings.deadline_seconds
+        pipeline = asyncio.create_task(self._generate())
+        done, _ = await workflow.wait([pipeline], timeout=deadline)
+        if pipeline in done:
+            try:
+                video = pipeline.result()
+            except JobFailed as failure:
+                await self._release(failure.code, failure.message)
+                return
+            await self._capture(video)
+            return
+        pipeline.cancel()
+        with contextlib.suppress(asyncio.CancelledError, JobFailed):
+            await pipeline
+        await self._cancel_upstream()
+        await self._release(
+            ErrorCode.DEADLINE_EXCEEDED, f"the job did not finish within {deadline} seconds"
+        )
+
+    async def _generate(self) -> RehostedVideo:
+        timings = self._input.timings
+        job_id = self._input.job_id
+        try:
+            submitted = await workflow.execute_activity_method(
+                UpstreamActivities.submit_upstream,
+                job_id,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=PROVIDER_RETRY,
+                summary="submit to provider",
+            )
+        except ActivityError as error:
+            raise _failure(error, ErrorCode.PROVIDER_ERROR) from None
+        self._set_job(submitted.job)
+        try:
+            media = await workflow.execute_activity_method(
+                UpstreamActivities.await_upstream,
+                AwaitInput(
+                    upstream=submitted.upstream,
+                    poll_interval_seconds=timings.poll_interval_seconds,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=timings.poll_interval_seconds),
+                    backoff_coefficient=1.0,
+                ),
+                summary=f"await {submitted.upstream.request_id}",
+            )
+        except ActivityError as error:
+            raise _failure(error, ErrorCode.PROVIDER_ERROR) from None
+        try:
+            return await workflow.execute_activity_method(
+                RehostActivities.rehost_output,
+                RehostInput(
+                    job_id=job_id,
+                    upstream=submitted.upstream,
+                    media=media,
+                    max_video_bytes=timings.max_video_bytes,
+                ),
+                start_to_close_timeout=timedelta(seconds=timings.media_fetch_timeout_seconds),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=REHOST_RETRY,
+                summary="rehost video",
+            )
+        except ActivityError as error:
+            raise _failure(error, ErrorCode.REHOST_FAILED) from None
+
+    async def _capture(self, video: RehostedVideo) -> None:
+        job = await workflow.execute_activity_method(
+            BillingActivities.capture_usage,
+            CaptureInput(job_id=self._input.job_id, video=video),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=LEDGER_RETRY,
+            summary="capture usage",
+        )
+        self._set_job(job)
+
+    async def _release(self, code: ErrorCode, message: str) -> None:
+        job = await workflow.execute_activity_method(
+            BillingActivities.release_hold,
+            ReleaseInput(
+                job_id=self._input.job_id,
+                status=terminal_status_for(code),
+                error=JobError(code=code, message=message),
+            ),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=LEDGER_RETRY,
+            summary=f"release hold ({code.value})",
+        )
+        self._set_job(job)
+
+    async def _cancel_upstream(self) -> None:
+        try:
+            await workflow.execute_activity_method(
+                UpstreamActivities.cancel_upstream,
+                self._input.job_id,
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=CANCEL_RETRY,
+                summary="cancel upstream",
+            )
+        except ActivityError:
+            workflow.logger.warning("upstream cancel failed; the hold is released regardless")
+
+    def _set_job(self, job: JobView) -> None:
+        previous = self._job
+        self._job = job
+        updates = []
+        if previous is None or previous.status is not job.status:
+            updates.append(search_attributes.JOB_STATUS.value_set(job.status.value))
+        if previous is None:
+            updates.append(search_attributes.PROVIDER.value_set(job.provider))
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
