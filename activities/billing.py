@@ -8,11 +8,11 @@ transaction as the money it depends on, so a job's status and its ledger never d
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from activities.errors import from_kyma_error
+from activities.errors import from_kyma_error, permanent
 from activities.messages import CaptureInput, HoldPlaced, PlaceHoldInput, ReleaseInput
-from kyma_video.errors import KymaError
+from kyma_video.errors import ErrorCode, KymaError
 from kyma_video.jobs import JobView
-from ledger import NewJob
+from ledger import LedgerConflict, NewJob
 from providers.catalog import get_model
 
 
@@ -62,13 +62,25 @@ class BillingActivities:
     @activity.defn(name="capture_usage")
     async def capture_usage(self, inp: CaptureInput) -> JobView:
         """Turn the hold into a usage charge for the footage actually delivered."""
-        record = await self._deps.ledger.capture_usage(
-            inp.job_id, inp.video.output, output_key=inp.video.key
-        )
+        try:
+            record = await self._deps.ledger.capture_usage(
+                inp.job_id, inp.video.output, output_key=inp.video.key
+            )
+        except LedgerConflict as conflict:
+            raise _settled_otherwise(conflict) from conflict
         return record.view()
 
     @activity.defn(name="release_hold")
     async def release_hold(self, inp: ReleaseInput) -> JobView:
         """Return the whole hold and record why the job ended without a video."""
-        record = await self._deps.ledger.release_hold(inp.job_id, inp.status, inp.error)
+        try:
+            record = await self._deps.ledger.release_hold(inp.job_id, inp.status, inp.error)
+        except LedgerConflict as conflict:
+            raise _settled_otherwise(conflict) from conflict
         return record.view()
+
+
+def _settled_otherwise(conflict: LedgerConflict) -> Exception:
+    """The job was already settled the other way: retrying cannot help, an operator must look.
+    (Money is safe: the database allows one settlement per job.)"""
+    return permanent(ErrorCode.DB_ERROR, f"ledger conflict: {conflict}")

@@ -11,6 +11,7 @@ for it, then prints the job and where its rehosted MP4 is.
 
 import argparse
 import asyncio
+import contextlib
 import json
 from decimal import Decimal
 
@@ -28,7 +29,9 @@ from worker import build_deps, build_worker
 DEMO_BALANCE = Decimal("10")
 
 
-async def run_demo(settings: Settings, request: VideoRequest, ui_port: int) -> None:
+async def run_demo(
+    settings: Settings, request: VideoRequest, ui_port: int, *, keep: bool = False
+) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=dev_server_path(),
@@ -50,8 +53,10 @@ async def run_demo(settings: Settings, request: VideoRequest, ui_port: int) -> N
                     request, caller
                 )
                 job_id = admission.job.job_id
-                print(f"job {job_id}: {admission.job.status.value} "
-                      f"(held ${admission.job.estimated_cost})")
+                print(
+                    f"job {job_id}: {admission.job.status.value} "
+                    f"(held ${admission.job.estimated_cost})"
+                )
                 last = admission.job.status
                 while not last.is_terminal:
                     await asyncio.sleep(0.5)
@@ -65,6 +70,9 @@ async def run_demo(settings: Settings, request: VideoRequest, ui_port: int) -> N
             if record.output_key and isinstance(deps.blobs, LocalBlobStore):
                 print(f"video file:   {deps.blobs.path_for(record.output_key)}")
             print(f"balance:      ${await deps.ledger.balance(account.id)}")
+            if keep:
+                print(f"Temporal UI stays up at http://127.0.0.1:{ui_port}; Ctrl-C to stop.")
+                await asyncio.Event().wait()
         finally:
             await deps.ledger.close()
 
@@ -76,6 +84,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3, help="simulated upstream time")
     parser.add_argument("--ui-port", type=int, default=8233)
+    parser.add_argument("--keep", action="store_true", help="keep the Temporal UI up until Ctrl-C")
     args = parser.parse_args()
     settings = Settings(simulated_provider=True, poll_interval_seconds=1)
     request = VideoRequest.from_body(
@@ -86,7 +95,8 @@ def main() -> None:
             "simulate_seconds": args.seconds,
         }
     )
-    asyncio.run(run_demo(settings, request, args.ui_port))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(settings, request, args.ui_port, keep=args.keep))
 
 
 if __name__ == "__main__":

@@ -124,7 +124,9 @@ class VideoRequest(BaseModel):
         clash = REQUEST_FIELDS & value.keys()
         if clash:
             raise _fail(ErrorCode.INVALID_REQUEST, f"params may not set {sorted(clash)}")
-        if len(json.dumps(value)) > MAX_PARAMS_JSON_BYTES:
+        # Measured as the compact UTF-8 JSON that workflow history stores.
+        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(encoded) > MAX_PARAMS_JSON_BYTES:
             raise _fail(
                 ErrorCode.INVALID_REQUEST,
                 f"provider params are larger than {MAX_PARAMS_JSON_BYTES} bytes",

@@ -74,22 +74,23 @@ class _Ticket:
     seed: int
 
     def encode(self) -> str:
+        # The job id goes last, so it may contain the separator.
         return ".".join(
             (
                 "sim",
-                self.job_id,
                 str(self.submitted_ms),
                 str(self.run_ms),
                 self.outcome.value,
                 str(self.delivered_ms),
                 str(self.seed),
+                self.job_id,
             )
         )
 
     @classmethod
     def decode(cls, request_id: str) -> "_Ticket":
         try:
-            tag, job_id, submitted, run, outcome, delivered, seed = request_id.split(".")
+            tag, submitted, run, outcome, delivered, seed, job_id = request_id.split(".", 6)
             if tag != "sim":
                 raise ValueError(tag)
             return cls(
@@ -143,10 +144,10 @@ class SimulatedProvider:
         delivered = _seconds_param(
             params, "simulate_delivered_seconds", float(request.duration_seconds)
         )
-        if delivered <= 0:
+        if int(delivered * 1000) <= 0:
             raise ProviderError(
                 ErrorCode.UPSTREAM_REJECTED,
-                "simulate_delivered_seconds must be positive",
+                "simulate_delivered_seconds must be at least a millisecond",
                 retryable=False,
             )
         seed = params.get("seed", 0)

@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# Register kyma-video's custom search attributes on a Temporal namespace (idempotent).
+# Register kyma-video's custom search attributes on a Temporal namespace. Run it once per
+# namespace before the first worker starts; re-running it is safe.
 #
-#   deploy/temporal/register-search-attributes.sh                      # self-hosted, temporal CLI
-#   TEMPORAL_CLOUD=1 NAMESPACE=acme.a1b2c deploy/temporal/register-search-attributes.sh   # tcld
+#   Self-hosted cluster (temporal CLI):
+#     TEMPORAL_ADDRESS=temporal-frontend:7233 NAMESPACE=default deploy/temporal/register-search-attributes.sh
+#   Temporal Cloud (tcld, logged in):
+#     TEMPORAL_CLOUD=1 NAMESPACE=acme.a1b2c deploy/temporal/register-search-attributes.sh
 #
-# Self-hosted: TEMPORAL_ADDRESS (default 127.0.0.1:7233) and NAMESPACE (default "default").
-# Keep the list in sync with kyma_video/search_attributes.py (a test checks it).
+# Keep ATTRIBUTES in sync with kyma_video/search_attributes.py (tests/test_docs.py checks it).
 set -euo pipefail
 
 NAMESPACE="${NAMESPACE:-default}"
 ATTRIBUTES=(KymaModel KymaProvider KymaJobStatus KymaAccount)
 
+if [ -n "${TEMPORAL_CLOUD:-}" ]; then
+  args=()
+  for name in "${ATTRIBUTES[@]}"; do args+=(--search-attribute "$name=Keyword"); done
+  tcld namespace search-attributes add --namespace "$NAMESPACE" "${args[@]}"
+  exit 0
+fi
+
+address=(--address "${TEMPORAL_ADDRESS:-127.0.0.1:7233}" --namespace "$NAMESPACE")
+existing=$(temporal operator search-attribute list "${address[@]}" --output json)
 for name in "${ATTRIBUTES[@]}"; do
-  if [ -n "${TEMPORAL_CLOUD:-}" ]; then
-    tcld namespace search-attributes add --namespace "$NAMESPACE" --search-attribute "$name=Keyword" || true
+  if grep -q "\"$name\"" <<<"$existing"; then
+    echo "$name: already registered"
   else
-    temporal operator search-attribute create --address "${TEMPORAL_ADDRESS:-127.0.0.1:7233}" \
-      --namespace "$NAMESPACE" --name "$name" --type Keyword || true
+    temporal operator search-attribute create "${address[@]}" --name "$name" --type Keyword
+    echo "$name: registered"
   fi
 done

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.testing import WorkflowEnvironment
@@ -97,8 +98,21 @@ class JobHarness:
         )
         return handle, admission
 
-    async def history_length(self, handle: WorkflowHandle[Any, Any]) -> int:
-        return len([event async for event in handle.fetch_history_events()])
+    async def history_length(self, handle: WorkflowHandle[Any, Any]) -> tuple[int, int]:
+        """(all events, events after the admission completed).
+
+        The first number can differ by one workflow task between runs here: this harness
+        starts the workflow and then sends ``admit``, and whether the first workflow task runs
+        before the update arrives is a race (update-with-start, used in production, delivers
+        both in one task). Everything after the completed admission is the job itself.
+        """
+        events = [event async for event in handle.fetch_history_events()]
+        admitted = next(
+            i
+            for i, event in enumerate(events)
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+        )
+        return len(events), len(events) - admitted
 
     async def assert_balanced(self) -> Decimal:
         stored, summed = await self.ledger.audit(self.caller.account_id)

@@ -204,8 +204,13 @@ async def test_history_size_does_not_grow_with_upstream_time(jobs: JobHarness, c
             assert job.status is JobStatus.SUCCEEDED
             lengths[seconds] = await jobs.history_length(handle)
     with capsys.disabled():
-        print(
-            f"\nhistory events per job: upstream 10 s -> {lengths[10]}, "
-            f"upstream 9 min -> {lengths[540]}"
-        )
-    assert lengths[10] == lengths[540]
+        for seconds, (total, from_admission) in lengths.items():
+            print(
+                f"\nhistory events per job, upstream {seconds:>3} s: {from_admission} after "
+                f"admission ({total} in all)",
+                end="",
+            )
+        print()
+    assert lengths[10][1] == lengths[540][1]
+    # However long upstream takes, the whole history stays the same small size.
+    assert abs(lengths[10][0] - lengths[540][0]) <= 3
