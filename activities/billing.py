@@ -8,9 +8,9 @@ transaction as the money it depends on, so a job's status and its ledger never d
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from activities.errors import from_kyma_error, permanent
+from activities.errors import classified_failures, permanent
 from activities.messages import CaptureInput, HoldPlaced, PlaceHoldInput, ReleaseInput
-from kyma_video.errors import ErrorCode, KymaError
+from kyma_video.errors import ErrorCode
 from kyma_video.jobs import JobView
 from ledger import LedgerConflict, NewJob
 from providers.catalog import get_model
@@ -29,7 +29,7 @@ class BillingActivities:
         """
         request = inp.request
         run_id = activity.info().workflow_run_id
-        try:
+        with classified_failures():
             spec = get_model(request.model)
             endpoint = spec.endpoint(with_image=request.image_url is not None)
             provider = self._deps.providers.route(spec)
@@ -53,8 +53,6 @@ class BillingActivities:
                     workflow_run_id=run_id,
                 )
             )
-        except KymaError as error:
-            raise from_kyma_error(error) from error
         # A retry of this very activity finds the job its first attempt created: still ours.
         created = outcome.created or outcome.job.workflow_run_id == run_id
         return HoldPlaced(job=outcome.job.view(), created=created)

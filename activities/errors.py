@@ -4,6 +4,8 @@ The error ``type`` is always the product error code, so the workflow reads a fai
 from ``ApplicationError.type`` and the API maps it to a response without parsing messages.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
@@ -45,3 +47,15 @@ def still_running(message: str, next_poll: timedelta) -> ApplicationError:
         next_retry_delay=next_poll,
         category=ApplicationErrorCategory.BENIGN,
     )
+
+
+@contextmanager
+def classified_failures() -> Iterator[None]:
+    """Re-raise our classified failures as the Temporal errors they stand for; anything else
+    (a database hiccup, a bug) propagates unchanged and is retried by the activity's policy."""
+    try:
+        yield
+    except KymaError as error:
+        raise from_kyma_error(error) from error
+    except ProviderError as error:
+        raise from_provider_error(error) from error

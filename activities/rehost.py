@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from activities.errors import from_kyma_error, from_provider_error, permanent
+from activities.errors import classified_failures, permanent
 from activities.messages import RehostedVideo, RehostInput
 from blob import InvalidVideo, ingest_video
-from kyma_video.errors import ErrorCode, KymaError
+from kyma_video.errors import ErrorCode
 from kyma_video.jobs import JobOutput
-from providers.base import ProviderError
 from providers.http_media import MediaFetchError
 
 
@@ -42,13 +41,14 @@ class RehostActivities:
     async def rehost_output(self, inp: RehostInput) -> RehostedVideo:
         key = video_key(inp.job_id)
         try:
-            provider = self._deps.providers.get(inp.upstream.provider)
-            stored = await ingest_video(
-                self._deps.blobs,
-                key,
-                _heartbeating(provider.open_media(inp.upstream, inp.media)),
-                max_bytes=inp.max_video_bytes,
-            )
+            with classified_failures():
+                provider = self._deps.providers.get(inp.upstream.provider)
+                stored = await ingest_video(
+                    self._deps.blobs,
+                    key,
+                    _heartbeating(provider.open_media(inp.upstream, inp.media)),
+                    max_bytes=inp.max_video_bytes,
+                )
         except InvalidVideo as error:
             message = f"upstream output rejected: {error}"
             raise permanent(ErrorCode.INVALID_OUTPUT, message) from error
@@ -56,10 +56,6 @@ class RehostActivities:
             if error.retryable:
                 raise
             raise permanent(ErrorCode.REHOST_FAILED, str(error)) from error
-        except ProviderError as error:
-            raise from_provider_error(error) from error
-        except KymaError as error:
-            raise from_kyma_error(error) from error
         return RehostedVideo(
             key=stored.key,
             output=JobOutput(

@@ -22,10 +22,10 @@ from datetime import timedelta
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from activities.errors import from_kyma_error, from_provider_error, permanent, still_running
+from activities.errors import classified_failures, permanent, still_running
 from activities.messages import AwaitInput, SubmittedJob
-from kyma_video.errors import ErrorCode, KymaError
-from providers.base import MediaRef, ProviderError, SubmitRequest, UpstreamJob, UpstreamState
+from kyma_video.errors import ErrorCode
+from providers.base import MediaRef, SubmitRequest, UpstreamJob, UpstreamState
 from providers.catalog import ProviderName, get_model
 
 #: Bounds on a provider's own "look again in N seconds" hint.
@@ -51,7 +51,7 @@ class UpstreamActivities:
             raise permanent(ErrorCode.DB_ERROR, f"job {job_id} is not in the ledger")
         provider_name = ProviderName(record.provider)
         if record.upstream_request_id is None:
-            try:
+            with classified_failures():
                 provider = self._deps.providers.get(provider_name)
                 spec = get_model(record.model)
                 request_id = await provider.submit(
@@ -66,10 +66,6 @@ class UpstreamActivities:
                         params={**record.params, **spec.fixed_params},
                     )
                 )
-            except KymaError as error:
-                raise from_kyma_error(error) from error
-            except ProviderError as error:
-                raise from_provider_error(error) from error
             record = await self._deps.ledger.mark_processing(job_id, request_id)
         assert record.upstream_request_id is not None
         upstream = UpstreamJob(
@@ -81,13 +77,9 @@ class UpstreamActivities:
     async def await_upstream(self, inp: AwaitInput) -> MediaRef:
         """One look at the upstream job: the finished video's reference, or a retryable
         "still running", or a permanent failure carrying the provider's reason."""
-        try:
+        with classified_failures():
             provider = self._deps.providers.get(inp.upstream.provider)
             status = await provider.status(inp.upstream)
-        except KymaError as error:
-            raise from_kyma_error(error) from error
-        except ProviderError as error:
-            raise from_provider_error(error) from error
         if status.state is UpstreamState.RUNNING:
             next_poll = timedelta(seconds=inp.poll_interval_seconds)
             if status.retry_after_seconds is not None:
@@ -119,9 +111,5 @@ class UpstreamActivities:
             endpoint=record.endpoint,
             request_id=record.upstream_request_id,
         )
-        try:
+        with classified_failures():
             await self._deps.providers.get(upstream.provider).cancel(upstream)
-        except KymaError as error:
-            raise from_kyma_error(error) from error
-        except ProviderError as error:
-            raise from_provider_error(error) from error

@@ -15,7 +15,8 @@ Invariants, each enforced by the database rather than by a read-then-write in Py
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Self
@@ -465,46 +466,29 @@ class Ledger:
         Raises:
             LedgerConflict: The job is unknown or its hold was already released.
         """
-        try:
-            async with self._engine.begin() as conn:
-                job = await self._require_job(conn, job_id)
-                settled = _already_settled(job, capturing=True)
-                if settled is not None:
-                    return settled
-                charged = charge(job.per_second_usd, job.duration, output.duration_seconds)
-                assert charged <= job.estimated_cost, "a charge can never exceed its hold"
-                delta = job.estimated_cost - charged
-                now = utcnow()
-                await self._finish(
-                    conn,
-                    job_id,
-                    status=JobStatus.SUCCEEDED.value,
-                    charged_amount=charged,
-                    output_key=output_key,
-                    output_url=output.url,
-                    output_content_type=output.content_type,
-                    output_size_bytes=output.size_bytes,
-                    output_sha256=output.sha256,
-                    output_duration_seconds=output.duration_seconds.quantize(
+
+        def usage(job: JobRecord) -> _Settlement:
+            charged = charge(job.per_second_usd, job.duration, output.duration_seconds)
+            assert charged <= job.estimated_cost, "a charge can never exceed its hold"
+            return _Settlement(
+                kind=EntryKind.USAGE,
+                amount=charged,
+                balance_delta=job.estimated_cost - charged,
+                job_values={
+                    "status": JobStatus.SUCCEEDED.value,
+                    "charged_amount": charged,
+                    "output_key": output_key,
+                    "output_url": output.url,
+                    "output_content_type": output.content_type,
+                    "output_size_bytes": output.size_bytes,
+                    "output_sha256": output.sha256,
+                    "output_duration_seconds": output.duration_seconds.quantize(
                         SECONDS_QUANTUM, rounding=ROUND_DOWN
                     ),
-                    updated_at=now,
-                    finished_at=now,
-                )
-                await self._post(
-                    conn,
-                    account_id=job.account_id,
-                    job_id=job_id,
-                    settles_job_id=job_id,
-                    kind=EntryKind.USAGE,
-                    amount=charged,
-                    balance_delta=delta,
-                    balance_after=await self._credit(conn, job.account_id, delta),
-                    created_at=now,
-                )
-                return await self._require_job(conn, job_id)
-        except (IntegrityError, _SettledConcurrently) as lost:
-            return await self._settled_concurrently(job_id, capturing=True, cause=lost)
+                },
+            )
+
+        return await self._settle(job_id, capturing=True, settlement=usage)
 
     async def release_hold(self, job_id: str, status: JobStatus, error: JobError) -> JobRecord:
         """Settle a job without a video: return its whole hold and record why.
@@ -526,36 +510,55 @@ class Ledger:
         """
         if status not in RELEASE_STATUSES:
             raise ValueError(f"a hold is released as failed, refunded or expired, not {status}")
+
+        def release(job: JobRecord) -> _Settlement:
+            return _Settlement(
+                kind=EntryKind.HOLD_RELEASE,
+                amount=job.estimated_cost,
+                balance_delta=job.estimated_cost,
+                job_values={
+                    "status": status.value,
+                    "error_code": error.code.value,
+                    "error_message": error.message,
+                },
+            )
+
+        return await self._settle(job_id, capturing=False, settlement=release)
+
+    async def _settle(
+        self,
+        job_id: str,
+        *,
+        capturing: bool,
+        settlement: Callable[[JobRecord], "_Settlement"],
+    ) -> JobRecord:
+        """The one way a hold ends: finish the job, post its settling entry, move the money,
+        in one transaction; at most once per job however many callers race."""
         try:
             async with self._engine.begin() as conn:
                 job = await self._require_job(conn, job_id)
-                settled = _already_settled(job, capturing=False)
+                settled = _already_settled(job, capturing=capturing)
                 if settled is not None:
                     return settled
+                entry = settlement(job)
                 now = utcnow()
                 await self._finish(
-                    conn,
-                    job_id,
-                    status=status.value,
-                    error_code=error.code.value,
-                    error_message=error.message,
-                    updated_at=now,
-                    finished_at=now,
+                    conn, job_id, **entry.job_values, updated_at=now, finished_at=now
                 )
                 await self._post(
                     conn,
                     account_id=job.account_id,
                     job_id=job_id,
                     settles_job_id=job_id,
-                    kind=EntryKind.HOLD_RELEASE,
-                    amount=job.estimated_cost,
-                    balance_delta=job.estimated_cost,
-                    balance_after=await self._credit(conn, job.account_id, job.estimated_cost),
+                    kind=entry.kind,
+                    amount=entry.amount,
+                    balance_delta=entry.balance_delta,
+                    balance_after=await self._credit(conn, job.account_id, entry.balance_delta),
                     created_at=now,
                 )
                 return await self._require_job(conn, job_id)
         except (IntegrityError, _SettledConcurrently) as lost:
-            return await self._settled_concurrently(job_id, capturing=False, cause=lost)
+            return await self._settled_concurrently(job_id, capturing=capturing, cause=lost)
 
     # Helpers (each runs inside the caller's transaction) -------------------------------
 
@@ -673,6 +676,16 @@ class Ledger:
                 await conn.execute(select(ENTRIES).where(condition).order_by(ENTRIES.c.id))
             ).all()
         return [LedgerEntryRecord.model_validate(_values(row)) for row in rows]
+
+
+@dataclass(frozen=True)
+class _Settlement:
+    """How a job settles: the entry that ends its hold and the job columns that go with it."""
+
+    kind: EntryKind
+    amount: Decimal
+    balance_delta: Decimal
+    job_values: dict[str, Any]
 
 
 class _SettledConcurrently(Exception):
