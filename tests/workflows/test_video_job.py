@@ -15,6 +15,7 @@ from ledger import EntryKind
 from providers.catalog import get_model
 from tests.workflows.conftest import STARTING_BALANCE
 from tests.workflows.harness import JobHarness
+from workflows import JobInput, VideoJobWorkflow
 
 KLING_25 = get_model("kling-2.5-pro")
 
@@ -214,3 +215,27 @@ async def test_history_size_does_not_grow_with_upstream_time(jobs: JobHarness, c
     assert lengths[10][1] == lengths[540][1]
     # However long upstream takes, the whole history stays the same small size.
     assert abs(lengths[10][0] - lengths[540][0]) <= 3
+
+
+async def test_a_run_that_is_never_admitted_ends_without_a_job(jobs: JobHarness):
+    request = jobs.request()
+    job_id = derive_job_id(jobs.caller.api_key_id, "orphan")
+    async with jobs.worker():
+        handle = await jobs.env.client.start_workflow(
+            VideoJobWorkflow.run,
+            JobInput(
+                job_id=job_id,
+                account_id=jobs.caller.account_id,
+                api_key_id=jobs.caller.api_key_id,
+                request=request,
+                timings=jobs.timings,
+            ),
+            id=job_id,
+            task_queue=jobs.task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as raised:
+            await handle.result()
+    cause = raised.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "admission_timeout"
+    assert await jobs.ledger.get_job(job_id) is None
+    assert await jobs.assert_balanced() == STARTING_BALANCE
