@@ -12,6 +12,7 @@ import signal
 from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities import ActivityDeps, all_activities
@@ -54,10 +55,22 @@ async def build_deps(settings: Settings) -> ActivityDeps:
     )
 
 
+def _runtime(settings: Settings) -> Runtime | None:
+    """With ``KYMA_WORKER_METRICS_ADDRESS`` set, the SDK serves Prometheus metrics there; the
+    endpoint doubles as the worker's liveness probe in Kubernetes."""
+    if not settings.worker_metrics_address:
+        return None
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)
+        )
+    )
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set, then shut down gracefully."""
     deps = await build_deps(settings)
-    client = await connect(settings)
+    client = await connect(settings, runtime=_runtime(settings))
     worker = build_worker(client, settings, deps)
     log.info(
         "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address

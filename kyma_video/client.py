@@ -30,6 +30,7 @@ from temporalio.common import (
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 
 from kyma_video import search_attributes
 from kyma_video.errors import ErrorCode, IdempotencyConflict, JobStatus, KymaError
@@ -67,12 +68,13 @@ def timings_from(settings: Settings) -> JobTimings:
     )
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
     """A Temporal client with the data converter every kyma-video process must share."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
 
 

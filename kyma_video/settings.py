@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +22,14 @@ class Environment(StrEnum):
 class BlobBackend(StrEnum):
     LOCAL = "local"
     S3 = "s3"
+
+
+class TierLimits(BaseModel):
+    """What one account of a tier may do; enforced in the shared ledger database, so the limits
+    hold however many API replicas run."""
+
+    requests_per_minute: int = Field(60, ge=1)
+    jobs_in_flight: int = Field(10, ge=1)
 
 
 class Settings(BaseSettings):
@@ -80,6 +88,24 @@ class Settings(BaseSettings):
         120.0, gt=0, description="Upper bound on downloading one upstream video."
     )
 
+    allow_private_media_urls: bool = Field(
+        False,
+        description="Allow upstream media URLs on loopback/private/link-local addresses. "
+        "Off: such URLs are refused (SSRF guard). Only for local test doubles.",
+    )
+
+    # HTTP API
+    api_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port the HTTP API listens on.")
+    max_request_bytes: int = Field(
+        25 * 1024 * 1024, gt=0, description="Largest request body the API accepts (413 above)."
+    )
+    tiers: dict[str, TierLimits] = Field(
+        default_factory=lambda: {"default": TierLimits()},
+        description='Rate limits per API-key tier, as JSON: {"default": '
+        '{"requests_per_minute": 60, "jobs_in_flight": 10}}.',
+    )
+
     # Providers
     simulated_provider: bool = Field(
         False,
@@ -99,6 +125,11 @@ class Settings(BaseSettings):
     )
     worker_graceful_shutdown_seconds: int = Field(
         30, ge=0, description="On SIGTERM, how long in-flight activities get to finish."
+    )
+    worker_metrics_address: str | None = Field(
+        None,
+        description="host:port for the worker's Prometheus metrics (also its health probe); "
+        "unset: no metrics endpoint.",
     )
 
     @property

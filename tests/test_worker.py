@@ -4,6 +4,7 @@ stopped by SIGTERM mid-job without losing the job (a second worker finishes it).
 import asyncio
 import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from kyma_video.client import Caller, JobClient
@@ -20,6 +22,13 @@ from kyma_video.settings import Settings
 from ledger import EntryKind, Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @asynccontextmanager
@@ -60,6 +69,7 @@ async def test_sigterm_mid_job_stops_cleanly_and_another_worker_finishes_the_job
         "KYMA_SIMULATED_PROVIDER": "true",
         "KYMA_POLL_INTERVAL_SECONDS": "0.5",
         "KYMA_WORKER_GRACEFUL_SHUTDOWN_SECONDS": "5",
+        "KYMA_WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
     }
     settings = Settings(
         data_dir=tmp_path / "data",
@@ -67,6 +77,10 @@ async def test_sigterm_mid_job_stops_cleanly_and_another_worker_finishes_the_job
         poll_interval_seconds=0.5,
     )
     async with worker_process(env) as first:
+        # Its metrics endpoint answers (the Kubernetes liveness probe).
+        async with httpx.AsyncClient() as http:
+            metrics = await http.get(f"http://{env['KYMA_WORKER_METRICS_ADDRESS']}/metrics")
+        assert metrics.status_code == 200
         # The worker migrated the embedded ledger on start.
         ledger = Ledger.from_url(settings.resolved_database_url)
         try:
