@@ -51,7 +51,8 @@ class BillingActivities:
                     params=request.params,
                     simulated=provider.simulated,
                     workflow_run_id=run_id,
-                )
+                ),
+                max_jobs_in_flight=inp.max_jobs_in_flight,
             )
         # A retry of this very activity finds the job its first attempt created: still ours.
         created = outcome.created or outcome.job.workflow_run_id == run_id

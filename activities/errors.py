@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from kyma_video.errors import ErrorCode, KymaError
+from kyma_video.errors import ErrorCode, KymaError, RateLimited
 from providers.base import ProviderError
 
 #: Raised (and retried by the poll policy) while an upstream job is still running. Benign, so
@@ -23,6 +23,14 @@ def permanent(code: ErrorCode, message: str) -> ApplicationError:
 
 
 def from_kyma_error(error: KymaError) -> ApplicationError:
+    if isinstance(error, RateLimited):
+        # The caller's Retry-After travels as the error's details.
+        return ApplicationError(
+            error.message,
+            error.retry_after_seconds,
+            type=error.code.value,
+            non_retryable=True,
+        )
     return permanent(error.code, error.message)
 
 

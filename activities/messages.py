@@ -14,6 +14,8 @@ class PlaceHoldInput(BaseModel):
     api_key_id: str
     request: VideoRequest
     fingerprint: str
+    #: The caller's tier limit, enforced inside the hold's transaction (None: no limit).
+    max_jobs_in_flight: int | None = None
 
 
 class HoldPlaced(BaseModel):

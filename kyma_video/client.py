@@ -33,7 +33,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
 
 from kyma_video import search_attributes
-from kyma_video.errors import ErrorCode, IdempotencyConflict, JobStatus, KymaError
+from kyma_video.errors import ErrorCode, IdempotencyConflict, JobStatus, KymaError, RateLimited
 from kyma_video.jobs import Admission, VideoRequest
 from kyma_video.settings import Settings
 from workflows.messages import AdmitRequest, JobInput, JobOutcome, JobTimings
@@ -56,6 +56,8 @@ class Caller:
 
     account_id: str
     api_key_id: str
+    #: The caller's tier limit on unfinished jobs (None: unlimited).
+    max_jobs_in_flight: int | None = None
 
 
 def timings_from(settings: Settings) -> JobTimings:
@@ -80,6 +82,9 @@ async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Clie
 
 def _error_from(failure: BaseException | None) -> KymaError:
     if isinstance(failure, ApplicationError):
+        if failure.type == ErrorCode.RATE_LIMITED.value:
+            retry_after = failure.details[0] if failure.details else 10
+            return RateLimited(failure.message, retry_after_seconds=int(retry_after))
         try:
             return KymaError(ErrorCode(failure.type or ""), failure.message)
         except ValueError:
@@ -132,6 +137,7 @@ class JobClient:
                 api_key_id=caller.api_key_id,
                 request=request,
                 timings=self._timings,
+                max_jobs_in_flight=caller.max_jobs_in_flight,
             ),
             id=job_id,
             task_queue=self._task_queue,

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 
 class ErrorCode(StrEnum):
-    # Request-level codes (documented HTTP errors).
+    # Request-level codes (documented HTTP errors; not_found is our documented extension).
     INVALID_MODEL = "invalid_model"
     INVALID_PROMPT = "invalid_prompt"
     INVALID_DURATION = "invalid_duration"
@@ -18,6 +18,7 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_BALANCE = "insufficient_balance"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     RATE_LIMITED = "rate_limited"
+    NOT_FOUND = "not_found"
     DB_ERROR = "db_error"
     PROVIDER_ERROR = "provider_error"
     # Job-level codes (a job's ``error.code``).
@@ -88,3 +89,11 @@ class InsufficientBalance(KymaError):
 class IdempotencyConflict(KymaError):
     def __init__(self, message: str = "idempotency_key was used with a different request") -> None:
         super().__init__(ErrorCode.IDEMPOTENCY_CONFLICT, message, param="idempotency_key")
+
+
+class RateLimited(KymaError):
+    """A tier limit was hit; ``retry_after_seconds`` tells the caller when to come back."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(ErrorCode.RATE_LIMITED, message)
+        self.retry_after_seconds = retry_after_seconds

@@ -75,17 +75,13 @@ class VideoRequest(BaseModel):
     def _whole_seconds(cls, value: object) -> object:
         if value is None:
             return DEFAULT_DURATION
-        whole = (
-            (isinstance(value, int)
-            and not isinstance(value, bool))
-            or (isinstance(value, float)
-            and value.is_integer())
+        whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
         )
         if not whole or not MIN_DURATION <= int(value) <= MAX_DURATION:  # type: ignore[call-overload]
             raise _fail(
                 ErrorCode.INVALID_DURATION,
-                f"duration must be a whole number of seconds from {MIN_DURATION} to "
-                f"{MAX_DURATION}",
+                f"duration must be a whole number of seconds from {MIN_DURATION} to {MAX_DURATION}",
             )
         return int(value)  # type: ignore[call-overload]
 

@@ -21,11 +21,13 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Self
 
-from sqlalchemy import Row, Table, case, func, insert, or_, select, update
+from sqlalchemy import Row, Table, case, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kyma_video.errors import IdempotencyConflict, InsufficientBalance, JobStatus
+from kyma_video.errors import IdempotencyConflict, InsufficientBalance, JobStatus, RateLimited
 from kyma_video.jobs import JobError, JobOutput
 from kyma_video.money import SECONDS_QUANTUM, charge, hold_amount, usd
 from ledger._database import create_engine
@@ -39,7 +41,7 @@ from ledger._records import (
     LedgerEntryRecord,
     NewJob,
 )
-from ledger._schema import Account, ApiKey, Base, Job, LedgerEntry
+from ledger._schema import Account, ApiKey, Base, Job, LedgerEntry, RateLimitWindow
 from ledger._types import utcnow
 
 API_KEY_PREFIX = "kyma_"
@@ -56,10 +58,14 @@ def _table(model: type[Base]) -> Table:
     return table
 
 
+#: A busy account is told to come back after this long (jobs take minutes, not seconds).
+JOBS_IN_FLIGHT_RETRY_AFTER_SECONDS = 10
+
 ACCOUNTS = _table(Account)
 API_KEYS = _table(ApiKey)
 JOBS = _table(Job)
 ENTRIES = _table(LedgerEntry)
+RATE_WINDOWS = _table(RateLimitWindow)
 
 _API_KEY_COLUMNS = (
     API_KEYS.c.id,
@@ -335,7 +341,9 @@ class Ledger:
 
     # Jobs ------------------------------------------------------------------------------
 
-    async def place_hold(self, new: NewJob) -> HoldOutcome:
+    async def place_hold(
+        self, new: NewJob, *, max_jobs_in_flight: int | None = None
+    ) -> HoldOutcome:
         """Admit a job: hold its estimated cost and record it as pending.
 
         Idempotent on ``new.job_id``: placing the same job again returns the recorded job
@@ -343,6 +351,9 @@ class Ledger:
 
         Args:
             new: The job to admit.
+            max_jobs_in_flight: Refuse (``RateLimited``) if the account already has this many
+                pending or processing jobs. Counted after the debit has locked the account
+                row, so racing admissions for one account are counted one after another.
 
         Returns:
             The job and whether this call created it.
@@ -350,6 +361,7 @@ class Ledger:
         Raises:
             IdempotencyConflict: A job with this id exists for a different request.
             InsufficientBalance: The balance does not cover the hold; nothing was written.
+            RateLimited: The account has ``max_jobs_in_flight`` unfinished jobs.
             LedgerConflict: The account does not exist.
         """
         estimated = hold_amount(new.per_second_usd, new.duration)
@@ -360,6 +372,8 @@ class Ledger:
                     return HoldOutcome(job=_replayed(existing, new), created=False)
                 now = utcnow()
                 balance_after = await self._debit(conn, new.account_id, estimated)
+                if max_jobs_in_flight is not None:
+                    await self._refuse_if_busy(conn, new.account_id, max_jobs_in_flight)
                 await conn.execute(
                     insert(JOBS).values(
                         id=new.job_id,
@@ -560,6 +574,37 @@ class Ledger:
         except (IntegrityError, _SettledConcurrently) as lost:
             return await self._settled_concurrently(job_id, capturing=capturing, cause=lost)
 
+    # Rate limits ------------------------------------------------------------------------
+
+    async def count_request(self, account_id: str, window_start: datetime) -> int:
+        """Count one request in the account's window starting at ``window_start`` and return
+        the window's total so far (atomic across API replicas); older windows are dropped."""
+        dialect_insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        counted = (
+            dialect_insert(RATE_WINDOWS)
+            .values(account_id=account_id, window_start=window_start, requests=1)
+            .on_conflict_do_update(
+                index_elements=[RATE_WINDOWS.c.account_id, RATE_WINDOWS.c.window_start],
+                set_={"requests": RATE_WINDOWS.c.requests + 1},
+            )
+            .returning(RATE_WINDOWS.c.requests)
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                delete(RATE_WINDOWS).where(
+                    RATE_WINDOWS.c.account_id == account_id,
+                    RATE_WINDOWS.c.window_start < window_start,
+                )
+            )
+            count = await conn.scalar(counted)
+        assert count is not None
+        return int(count)
+
+    async def jobs_in_flight(self, account_id: str) -> int:
+        """How many of the account's jobs are pending or processing."""
+        async with self._engine.begin() as conn:
+            return await self._in_flight(conn, account_id)
+
     # Helpers (each runs inside the caller's transaction) -------------------------------
 
     async def _settled_concurrently(
@@ -573,6 +618,24 @@ class Ledger:
         if settled is None:
             raise cause
         return settled
+
+    async def _in_flight(self, conn: AsyncConnection, account_id: str) -> int:
+        count = await conn.scalar(
+            select(func.count())
+            .select_from(JOBS)
+            .where(
+                JOBS.c.account_id == account_id,
+                JOBS.c.status.in_([JobStatus.PENDING.value, JobStatus.PROCESSING.value]),
+            )
+        )
+        return int(count or 0)
+
+    async def _refuse_if_busy(self, conn: AsyncConnection, account_id: str, limit: int) -> None:
+        if await self._in_flight(conn, account_id) >= limit:
+            raise RateLimited(
+                f"{limit} jobs are already in flight for this account; wait for one to finish",
+                retry_after_seconds=JOBS_IN_FLIGHT_RETRY_AFTER_SECONDS,
+            )
 
     async def _finish(self, conn: AsyncConnection, job_id: str, **values: Any) -> None:
         """Move an unsettled job to a terminal state, unless another settlement got there."""

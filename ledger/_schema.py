@@ -155,3 +155,13 @@ class LedgerEntry(Base):
     #: Set on the one entry that settles a job; UNIQUE, so a job settles at most once.
     settles_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RateLimitWindow(Base):
+    """Requests an account made in one minute, counted where every API replica can see them."""
+
+    __tablename__ = "rate_limit_windows"
+
+    account_id: Mapped[str] = mapped_column(String(40), ForeignKey("accounts.id"), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)

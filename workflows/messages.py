@@ -25,6 +25,7 @@ class JobInput(BaseModel):
     api_key_id: str
     request: VideoRequest
     timings: JobTimings = JobTimings()
+    max_jobs_in_flight: int | None = None
 
 
 class AdmitRequest(BaseModel):

@@ -12,7 +12,9 @@ first ``admit`` places the hold; later ones get the same job back marked as a re
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -65,19 +67,26 @@ CANCEL_RETRY = RetryPolicy(maximum_attempts=3)
 class JobFailed(Exception):
     """A job step ended for good; carries the code that decides the terminal status."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, details: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = tuple(details)
+
+    def as_application_error(self) -> ApplicationError:
+        return ApplicationError(
+            self.message, *self.details, type=self.code.value, non_retryable=True
+        )
 
 
 def _failure(error: ActivityError, fallback: ErrorCode) -> JobFailed:
     cause = error.cause
     if isinstance(cause, ApplicationError):
         try:
-            return JobFailed(ErrorCode(cause.type or ""), cause.message)
+            code = ErrorCode(cause.type or "")
         except ValueError:
-            return JobFailed(fallback, cause.message)
+            code = fallback
+        return JobFailed(code, cause.message, cause.details)
     return JobFailed(fallback, str(cause or error))
 
 
@@ -116,6 +125,7 @@ class VideoJobWorkflow:
                         api_key_id=self._input.api_key_id,
                         request=self._input.request,
                         fingerprint=self._fingerprint,
+                        max_jobs_in_flight=self._input.max_jobs_in_flight,
                     ),
                     start_to_close_timeout=timedelta(seconds=10),
                     retry_policy=ADMISSION_RETRY,
@@ -125,9 +135,7 @@ class VideoJobWorkflow:
                 # The refusal goes back to this caller; the run then ends as failed so that a
                 # retry with the same key (after a top-up) starts afresh.
                 self._rejection = _failure(error, ErrorCode.DB_ERROR)
-                raise ApplicationError(
-                    self._rejection.message, type=self._rejection.code.value, non_retryable=True
-                ) from None
+                raise self._rejection.as_application_error() from None
             self._rejection = None
             self._created_by_this_run = placed.created
             self._set_job(placed.job)
@@ -149,8 +157,10 @@ class VideoJobWorkflow:
     async def run(self, inp: JobInput) -> JobOutcome:
         try:
             await workflow.wait_condition(
-                lambda: self._job is not None
-                or (self._rejection is not None and workflow.all_handlers_finished()),
+                lambda: (
+                    self._job is not None
+                    or (self._rejection is not None and workflow.all_handlers_finished())
+                ),
                 timeout=timedelta(seconds=inp.timings.admission_timeout_seconds),
             )
         except TimeoutError:
@@ -290,4 +300,3 @@ class VideoJobWorkflow:
             updates.append(search_attributes.PROVIDER.value_set(job.provider))
         if updates:
             workflow.upsert_search_attributes(updates)
-

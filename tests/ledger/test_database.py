@@ -18,7 +18,7 @@ from ledger._schema import Base
 from tests.fixtures.database import sqlite_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LEDGER_TABLES = {"accounts", "api_keys", "jobs", "ledger_entries"}
+LEDGER_TABLES = {"accounts", "api_keys", "jobs", "ledger_entries", "rate_limit_windows"}
 T = TypeVar("T")
 
 
