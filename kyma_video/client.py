@@ -70,13 +70,20 @@ def timings_from(settings: Settings) -> JobTimings:
     )
 
 
-async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
-    """A Temporal client with the data converter every kyma-video process must share."""
+async def connect(
+    settings: Settings, *, runtime: Runtime | None = None, lazy: bool = False
+) -> Client:
+    """A Temporal client with the data converter every kyma-video process must share.
+
+    ``lazy`` connects on first use, so a process that can do useful work without Temporal (the
+    API still serves jobs from the database) starts even while Temporal is down.
+    """
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime,
+        lazy=lazy,
     )
 
 

@@ -1,0 +1,52 @@
+"""Who is calling: a Bearer API key, checked against its stored hash only.
+
+The key itself never leaves this module: the rest of the request sees ids (``Principal``), and
+only ids reach Temporal. The ledger looks keys up by their SHA-256 and confirms with a
+constant-time comparison.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.services import Services
+from kyma_video.errors import ErrorCode, KymaError
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kyma_...`")
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    account_id: str
+    tier: str
+
+
+async def authenticate(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise KymaError(
+            ErrorCode.AUTH_ERROR, "missing or malformed Authorization header; use Bearer <key>"
+        )
+    key = await services.ledger.authenticate(credentials.credentials)
+    if key is None:
+        raise KymaError(ErrorCode.AUTH_ERROR, "invalid or revoked API key")
+    account = await services.ledger.get_account(key.account_id)
+    if account is None:
+        raise KymaError(ErrorCode.AUTH_ERROR, "invalid or revoked API key")
+    return Principal(key_id=key.id, account_id=account.id, tier=account.tier)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
