@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port.")
     temporal_namespace: str = Field("default", description="Temporal namespace.")
     task_queue: str = Field("kyma-video", description="Task queue for workflows and activities.")
+    temporal_ui_port: int = Field(
+        8233, ge=1, le=65535, description="Temporal Web UI port of `kyma-video dev`."
+    )
 
     # Jobs
     job_timeout_seconds: int = Field(
@@ -99,6 +102,14 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535, description="Port the HTTP API listens on.")
     max_request_bytes: int = Field(
         25 * 1024 * 1024, gt=0, description="Largest request body the API accepts (413 above)."
+    )
+    api_url: str = Field(
+        "http://127.0.0.1:8000", description="Where CLI commands (`submit`, `jobs`) reach the API."
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="API key CLI commands send. Default under `kyma-video dev`: the demo key "
+        "it saved in `<data_dir>/demo-api-key`.",
     )
     tiers: dict[str, TierLimits] = Field(
         default_factory=lambda: {"default": TierLimits()},

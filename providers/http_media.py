@@ -1,11 +1,14 @@
 """Download a provider's output as a stream of chunks: the one place media URLs are fetched.
 
 Every upstream video reaches us through :func:`stream_url`, so the policy for fetching
-untrusted URLs (size limits today, address checks later) has exactly one home. Failures are
-classified once, here, into "worth retrying" (the server or the network hiccupped) and "not"
-(the URL is wrong, gone, or the file too big), so activities never parse status codes.
+untrusted URLs has exactly one home: addresses are vetted (``providers.url_safety``), every
+redirect hop is re-checked, and size and total time are bounded. Failures are classified once,
+here, into "worth retrying" (the server or the network hiccupped, the download ran out of
+time) and "not" (the URL is wrong, gone, unsafe, or the file too big), so activities never
+parse status codes.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Self
@@ -13,7 +16,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from kyma_video.settings import Settings
+from providers.url_safety import (
+    SafeAsyncClient,
+    UnsafeUrl,
+    UrlPolicy,
+    check_url,
+    resolve_safe,
+    safe_async_client,
+)
+
 MIB = 1024 * 1024
+
+MAX_REDIRECTS = 5
+"""Redirect hops followed before giving up; CDNs need one or two."""
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+IDLE_TIMEOUT_SECONDS = 30.0
+"""Longest silence (read, write, waiting for a pooled connection) before a download counts as
+stalled; the whole download is bounded separately by ``deadline_seconds``."""
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -33,47 +54,99 @@ class MediaFetchError(Exception):
         return rebuild, (str(self),)
 
 
+def media_policy(settings: Settings) -> UrlPolicy:
+    """Public HTTPS only; with ``allow_private_media_urls``, also private addresses and plain
+    HTTP, which is how local test doubles serve."""
+    if settings.allow_private_media_urls:
+        return UrlPolicy(allow_private=True, allowed_schemes=frozenset({"https", "http"}))
+    return UrlPolicy()
+
+
+def media_client(settings: Settings) -> SafeAsyncClient:
+    """The client for upstream media: :func:`media_policy` enforced on every connection.
+
+    Connect and idle timeouts are capped by ``media_fetch_timeout_seconds``; pass that same
+    setting to :func:`stream_url` as ``deadline_seconds`` to bound the whole download.
+    """
+    total = settings.media_fetch_timeout_seconds
+    idle = min(IDLE_TIMEOUT_SECONDS, total)
+    timeout = httpx.Timeout(idle, connect=min(CONNECT_TIMEOUT_SECONDS, total))
+    return safe_async_client(media_policy(settings), timeout=timeout)
+
+
 async def stream_url(
     url: str,
     *,
     client: httpx.AsyncClient,
     max_bytes: int,
     chunk_size: int = MIB,
+    deadline_seconds: float | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the body of ``GET url`` in chunks of about ``chunk_size`` bytes.
 
-    Raises :class:`MediaFetchError` for a non-2xx answer, a transport failure or timeout
-    (the ``client``'s timeouts apply), or a body over ``max_bytes``, which is refused from
-    its Content-Length when announced and otherwise as soon as the count passes the limit.
-    Messages name the URL without its query string, which often carries a signature.
+    Redirects are followed here, one hop at a time, at most :data:`MAX_REDIRECTS`, so that
+    every hop's URL is checked like the first. Use a client from :func:`media_client` (or
+    ``url_safety.safe_async_client``): it vets each connection's address as it opens, which
+    also defeats DNS rebinding. Any other client is held to the strict default
+    :class:`UrlPolicy` by a lookup before each hop, which cannot see what the client's own
+    lookup returns a moment later.
+
+    Raises :class:`MediaFetchError` for an unsafe URL or redirect, too many redirects, a
+    non-2xx answer, a transport failure or timeout (the ``client``'s timeouts apply), a body
+    over ``max_bytes`` (refused from its Content-Length when announced, otherwise as soon as
+    the count passes the limit), or, when ``deadline_seconds`` is given, a download that has
+    not finished that many seconds after the call (time the consumer spends between chunks
+    counts). Messages name the URL without its query string, which often carries a signature.
     """
+    loop = asyncio.get_running_loop()
+    deadline = None if deadline_seconds is None else loop.time() + deadline_seconds
+    current = url
     shown = _without_query(url)
     try:
-        async with client.stream("GET", url) as response:
-            status = response.status_code
-            if not response.is_success:
-                raise MediaFetchError(
-                    f"GET {shown} answered {status} {response.reason_phrase}".rstrip(),
-                    retryable=status in _RETRYABLE_STATUSES or status >= 500,
-                    status_code=status,
-                )
-            announced = _content_length(response)
-            if announced is not None and announced > max_bytes:
-                raise MediaFetchError(
-                    f"GET {shown} announced {announced} bytes, over the {max_bytes}-byte limit",
-                    retryable=False,
-                    status_code=status,
-                )
-            received = 0
-            async for chunk in response.aiter_bytes(chunk_size):
-                received += len(chunk)
-                if received > max_bytes:
-                    raise MediaFetchError(
-                        f"GET {shown} sent more than the {max_bytes}-byte limit",
-                        retryable=False,
-                        status_code=status,
-                    )
-                yield chunk
+        for hop in range(MAX_REDIRECTS + 1):
+            if hop:
+                shown = f"{_without_query(current)} (redirect {hop} from {_without_query(url)})"
+            async with asyncio.timeout_at(deadline):
+                await _check_hop(client, current)
+                request = client.build_request("GET", current)
+                response = await client.send(request, stream=True, follow_redirects=False)
+            try:
+                if response.next_request is not None:
+                    if hop == MAX_REDIRECTS:
+                        raise MediaFetchError(
+                            f"GET {_without_query(url)} redirected more than "
+                            f"{MAX_REDIRECTS} times",
+                            retryable=False,
+                            status_code=response.status_code,
+                        )
+                    current = str(response.next_request.url)
+                    continue
+                _check_response(response, shown, max_bytes)
+                received = 0
+                chunks = response.aiter_bytes(chunk_size)
+                while True:
+                    async with asyncio.timeout_at(deadline):
+                        try:
+                            chunk = await anext(chunks)
+                        except StopAsyncIteration:
+                            return
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise MediaFetchError(
+                            f"GET {shown} sent more than the {max_bytes}-byte limit",
+                            retryable=False,
+                            status_code=response.status_code,
+                        )
+                    yield chunk
+            finally:
+                await response.aclose()
+    except UnsafeUrl as exc:
+        raise MediaFetchError(f"refused to fetch {shown}: {exc}", retryable=False) from exc
+    except TimeoutError as exc:
+        # Raised only by our deadline; httpx reports its own timeouts as TransportErrors.
+        raise MediaFetchError(
+            f"GET {shown} did not finish within {deadline_seconds} seconds", retryable=True
+        ) from exc
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise MediaFetchError(f"cannot fetch {shown}: {exc}", retryable=False) from exc
     except httpx.TransportError as exc:
@@ -81,8 +154,40 @@ async def stream_url(
         # well answer next time.
         raise MediaFetchError(_describe(shown, exc), retryable=True) from exc
     except httpx.RequestError as exc:
-        # Undecodable bodies, redirect loops: the same URL will fail the same way.
+        # Undecodable bodies: the same URL will fail the same way.
         raise MediaFetchError(_describe(shown, exc), retryable=False) from exc
+    except OSError as exc:
+        # The pre-hop lookup for a client that does not vet its own connections.
+        raise MediaFetchError(_describe(shown, exc), retryable=True) from exc
+
+
+async def _check_hop(client: httpx.AsyncClient, url: str) -> None:
+    """Check one hop's URL before requesting it.
+
+    A vetting client's own policy is applied to the URL here (its connections are vetted
+    again as they open); any other client gets the strict default policy and a lookup.
+    """
+    if isinstance(client, SafeAsyncClient):
+        check_url(url, client.policy)
+    else:
+        await resolve_safe(url, UrlPolicy())
+
+
+def _check_response(response: httpx.Response, shown: str, max_bytes: int) -> None:
+    status = response.status_code
+    if not response.is_success:
+        raise MediaFetchError(
+            f"GET {shown} answered {status} {response.reason_phrase}".rstrip(),
+            retryable=status in _RETRYABLE_STATUSES or status >= 500,
+            status_code=status,
+        )
+    announced = _content_length(response)
+    if announced is not None and announced > max_bytes:
+        raise MediaFetchError(
+            f"GET {shown} announced {announced} bytes, over the {max_bytes}-byte limit",
+            retryable=False,
+            status_code=status,
+        )
 
 
 def _content_length(response: httpx.Response) -> int | None:

@@ -1,18 +1,33 @@
-"""stream_url against a real HTTP server on 127.0.0.1."""
+"""stream_url against a real HTTP server on 127.0.0.1.
 
+Most tests use a client whose policy admits loopback over plain HTTP (as local test doubles
+are served); the redirect tests map ``media.example.test`` to 127.0.0.1 and admit exactly that
+address, so every other hop is judged as it would be in production.
+"""
+
+import ipaddress
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
 
 from blob import LocalBlobStore, ingest_video
-from providers.http_media import MediaFetchError, stream_url
+from kyma_video.settings import Settings
+from providers.http_media import MAX_REDIRECTS, MediaFetchError, media_client, stream_url
 from providers.simulated_media import render_mp4
+from providers.url_safety import (
+    IPAddress,
+    UnsafeUrl,
+    UrlPolicy,
+    safe_async_client,
+    system_resolver,
+)
 
 MIB = 1024 * 1024
 BODY = bytes(range(256)) * 4096  # 1 MiB
@@ -44,6 +59,25 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/slow":
             time.sleep(1.0)
             self._send(200, b"late")
+        elif path == "/trickle":
+            # Never idle long enough for a read timeout, never done in time either.
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(1000):
+                if not self._write_quietly(b"x"):
+                    break
+                time.sleep(0.05)
+        elif path.startswith("/redirect/"):
+            left = int(path.rpartition("/")[2])
+            if left == 0:
+                self._send(200, b"arrived")
+            else:
+                self._redirect(f"/redirect/{left - 1}")
+        elif path == "/to":
+            self._redirect(unquote(self.path.partition("?")[2]))
+        elif path == "/host":
+            self._send(200, self.headers.get("Host", "").encode())
         else:
             self._send(404, b"no route")
 
@@ -56,12 +90,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self._write_quietly(body)
 
-    def _write_quietly(self, data: bytes) -> None:
-        # The client hangs up on purpose in the over-limit tests.
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _write_quietly(self, data: bytes) -> bool:
+        # The client hangs up on purpose in the over-limit and deadline tests.
         try:
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+            return False
+        return True
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -84,9 +126,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         thread.join()
 
 
+LOCAL = UrlPolicy(allow_private=True, allowed_schemes=frozenset({"http", "https"}))
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
+    async with safe_async_client(LOCAL, timeout=httpx.Timeout(5.0)) as http:
+        yield http
+
+
+async def _media_example_test(host: str, port: int) -> list[IPAddress]:
+    if host == "media.example.test":
+        return [ipaddress.ip_address("127.0.0.1")]
+    return await system_resolver(host, port)
+
+
+@pytest.fixture
+async def media_test_client() -> AsyncIterator[httpx.AsyncClient]:
+    """A client that reaches ``media.example.test`` (127.0.0.1) and nothing else local."""
+    policy = UrlPolicy(
+        allowed_schemes=frozenset({"http"}),
+        extra_allowed=frozenset({ipaddress.ip_network("127.0.0.1/32")}),
+    )
+    async with safe_async_client(
+        policy, timeout=httpx.Timeout(5.0), resolver=_media_example_test
+    ) as http:
         yield http
 
 
@@ -150,7 +214,7 @@ async def test_an_unannounced_oversize_body_is_cut_off_at_the_limit(
 
 
 async def test_timeouts_are_retryable(server: str) -> None:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(0.2)) as impatient:
+    async with safe_async_client(LOCAL, timeout=httpx.Timeout(0.2)) as impatient:
         with pytest.raises(MediaFetchError, match="Timeout") as raised:
             await collect(stream_url(f"{server}/slow", client=impatient, max_bytes=MIB))
     assert raised.value.retryable is True
@@ -168,7 +232,7 @@ async def test_refused_connections_are_retryable(client: httpx.AsyncClient) -> N
 
 
 async def test_unsupported_schemes_are_not_retryable(client: httpx.AsyncClient) -> None:
-    with pytest.raises(MediaFetchError) as raised:
+    with pytest.raises(MediaFetchError, match="scheme") as raised:
         await collect(stream_url("ftp://127.0.0.1/video.mp4", client=client, max_bytes=MIB))
     assert raised.value.retryable is False
 
@@ -186,3 +250,150 @@ async def test_fetch_and_ingest_end_to_end(
     assert stored.duration_seconds == 2
     assert stored.size_bytes == len(_Handler.video)
     assert await store.read("jobs/e2e.mp4") == _Handler.video
+
+
+# --- address policy ------------------------------------------------------------------------------
+
+
+async def test_a_loopback_server_is_refused_by_default(server: str) -> None:
+    async with safe_async_client(
+        UrlPolicy(allowed_schemes=frozenset({"http"})), timeout=httpx.Timeout(5.0)
+    ) as strict:
+        for url in [f"{server}/body?sig=s3cr3t", server.replace("127.0.0.1", "localhost")]:
+            with pytest.raises(MediaFetchError, match="loopback") as raised:
+                await collect(stream_url(url, client=strict, max_bytes=MIB))
+            assert raised.value.retryable is False
+            assert isinstance(raised.value.__cause__, UnsafeUrl)
+            assert "s3cr3t" not in str(raised.value)
+
+
+async def test_a_plain_client_gets_the_strict_policy(server: str) -> None:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as plain:
+        with pytest.raises(MediaFetchError, match="scheme 'http'") as raised:
+            await collect(stream_url(f"{server}/body", client=plain, max_bytes=MIB))
+        assert raised.value.retryable is False
+        port = server.rpartition(":")[2]
+        with pytest.raises(MediaFetchError, match="loopback") as raised:
+            await collect(stream_url(f"https://localhost:{port}/", client=plain, max_bytes=MIB))
+        assert raised.value.retryable is False
+
+
+async def test_media_client_follows_the_private_media_switch(server: str) -> None:
+    async with media_client(Settings(allow_private_media_urls=True)) as allowed:
+        chunks = await collect(stream_url(f"{server}/body", client=allowed, max_bytes=MIB))
+    assert b"".join(chunks) == BODY
+    port = server.rpartition(":")[2]
+    async with media_client(Settings(allow_private_media_urls=False)) as default:
+        with pytest.raises(MediaFetchError, match="scheme 'http'"):
+            await collect(stream_url(f"{server}/body", client=default, max_bytes=MIB))
+        with pytest.raises(MediaFetchError, match="loopback") as raised:
+            await collect(
+                stream_url(f"https://127.0.0.1:{port}/body", client=default, max_bytes=MIB)
+            )
+    assert raised.value.retryable is False
+
+
+# --- redirects -----------------------------------------------------------------------------------
+
+
+def _port(server: str) -> str:
+    return server.rpartition(":")[2]
+
+
+async def test_redirects_are_followed_with_the_host_header_of_each_hop(
+    server: str, media_test_client: httpx.AsyncClient
+) -> None:
+    origin = f"http://media.example.test:{_port(server)}"
+    chunks = await collect(
+        stream_url(f"{origin}/to?{origin}/redirect/2", client=media_test_client, max_bytes=MIB)
+    )
+    assert b"".join(chunks) == b"arrived"
+    chunks = await collect(
+        stream_url(f"{origin}/to?/host", client=media_test_client, max_bytes=MIB)
+    )
+    assert b"".join(chunks) == f"media.example.test:{_port(server)}".encode()
+
+
+async def test_at_most_five_redirects_are_followed(
+    server: str, media_test_client: httpx.AsyncClient
+) -> None:
+    origin = f"http://media.example.test:{_port(server)}"
+    chunks = await collect(
+        stream_url(
+            f"{origin}/redirect/{MAX_REDIRECTS}?sig=s3cr3t", client=media_test_client,
+            max_bytes=MIB,
+        )
+    )  # fmt: skip
+    assert b"".join(chunks) == b"arrived"
+    with pytest.raises(MediaFetchError, match="redirected more than 5 times") as raised:
+        await collect(
+            stream_url(
+                f"{origin}/redirect/{MAX_REDIRECTS + 1}?sig=s3cr3t", client=media_test_client,
+                max_bytes=MIB,
+            )
+        )  # fmt: skip
+    assert raised.value.retryable is False
+    assert "s3cr3t" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "metadata"),
+        ("http://metadata.google.internal/computeMetadata/v1/", "metadata"),
+        ("http://127.0.0.2:{port}/body", "loopback"),
+        ("http://10.0.0.1/", "private"),
+        ("http://[::1]:{port}/body", "loopback"),
+        ("ftp://media.example.test/video.mp4", "scheme"),
+        ("https://media.example.test:{port}/body", "scheme"),
+        ("http://user:hunter2@media.example.test:{port}/body", "user info"),
+    ],
+)
+async def test_every_redirect_hop_is_checked(
+    server: str, media_test_client: httpx.AsyncClient, target: str, reason: str
+) -> None:
+    origin = f"http://media.example.test:{_port(server)}"
+    url = f"{origin}/to?{target.format(port=_port(server))}"
+    with pytest.raises(MediaFetchError, match=reason) as raised:
+        await collect(stream_url(url, client=media_test_client, max_bytes=MIB))
+    assert raised.value.retryable is False
+    assert isinstance(raised.value.__cause__, UnsafeUrl)
+    assert "hunter2" not in str(raised.value)
+
+
+# --- the overall deadline ------------------------------------------------------------------------
+
+
+async def test_a_trickling_download_is_cut_off_at_the_deadline(
+    server: str, client: httpx.AsyncClient
+) -> None:
+    started = time.monotonic()
+    received = 0
+    with pytest.raises(MediaFetchError, match=r"within 0\.5 seconds") as raised:
+        async for chunk in stream_url(
+            f"{server}/trickle", client=client, max_bytes=MIB, chunk_size=1, deadline_seconds=0.5
+        ):
+            received += len(chunk)
+    assert time.monotonic() - started < 2.0
+    assert 0 < received < 1000
+    assert raised.value.retryable is True
+    assert isinstance(raised.value.__cause__, TimeoutError)
+
+
+async def test_the_deadline_covers_waiting_for_the_answer(
+    server: str, client: httpx.AsyncClient
+) -> None:
+    with pytest.raises(MediaFetchError, match=r"within 0\.2 seconds") as raised:
+        await collect(
+            stream_url(f"{server}/slow", client=client, max_bytes=MIB, deadline_seconds=0.2)
+        )
+    assert raised.value.retryable is True
+
+
+async def test_a_download_within_its_deadline_is_unaffected(
+    server: str, client: httpx.AsyncClient
+) -> None:
+    chunks = await collect(
+        stream_url(f"{server}/body", client=client, max_bytes=MIB, deadline_seconds=30)
+    )
+    assert b"".join(chunks) == BODY
