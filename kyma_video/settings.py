@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -117,7 +117,37 @@ class Settings(BaseSettings):
         '{"requests_per_minute": 60, "jobs_in_flight": 10}}.',
     )
 
-    # Providers
+    # Real providers: each serves its models once its credentials are set.
+    fal_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("KYMA_FAL_KEY", "FAL_KEY"),
+        description="fal.ai API key (`FAL_KEY` is read too). Enables the fal models.",
+    )
+    fal_queue_url: str = Field(
+        "https://queue.fal.run", description="fal queue API base URL (a proxy or local double)."
+    )
+    minimax_api_key: SecretStr | None = Field(
+        None, description="MiniMax API key. Enables the hailuo models."
+    )
+    minimax_base_url: str = Field(
+        "https://api.minimax.io", description="MiniMax API base URL (a proxy or local double)."
+    )
+    vertex_project: str | None = Field(
+        None,
+        validation_alias=AliasChoices("KYMA_VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT"),
+        description="Google Cloud project for Vertex AI (`GOOGLE_CLOUD_PROJECT` is read too). "
+        "Enables the veo models; credentials come from Application Default Credentials.",
+    )
+    vertex_location: str = Field(
+        "us-central1",
+        validation_alias=AliasChoices("KYMA_VERTEX_LOCATION", "GOOGLE_CLOUD_LOCATION"),
+        description="Vertex AI region (`GOOGLE_CLOUD_LOCATION` is read too).",
+    )
+    vertex_base_url: str | None = Field(
+        None, description="Vertex AI API base URL override (a proxy or local double)."
+    )
+
+    # Simulated provider
     simulated_provider: bool = Field(
         False,
         description="Serve every model from the built-in simulated provider (local stack, "

@@ -18,7 +18,7 @@ def setting_variables() -> set[str]:
 
 
 def test_the_configuration_table_lists_every_setting_and_nothing_else():
-    table = set(re.findall(r"^\| `(KYMA_[A-Z0-9_]+)` \|", README, flags=re.MULTILINE))
+    table = set(re.findall(r"^\| `(KYMA_[A-Z0-9_]+)`", README, flags=re.MULTILINE))
     assert table == setting_variables()
 
 

@@ -1,0 +1,1 @@
+"""Protocol-faithful local doubles of the providers' clouds, served over HTTPS with a test CA."""

@@ -1,0 +1,76 @@
+"""Serving a double over real HTTPS: a test CA (trustme), a certificate for localhost, and
+uvicorn on a free loopback port. Clients trust the CA through ``SSL_CERT_FILE``, exactly as a
+deployment pointed at a proxy or a double would."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from pathlib import Path
+from tempfile import mkdtemp
+
+import trustme
+import uvicorn
+from starlette.types import ASGIApp
+
+HOSTNAMES = ("localhost", "127.0.0.1")
+
+
+@lru_cache(maxsize=1)
+def test_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@lru_cache(maxsize=1)
+def ca_bundle() -> Path:
+    """A PEM file with the test CA: point ``SSL_CERT_FILE`` (and ``REQUESTS_CA_BUNDLE``) here."""
+    path = Path(mkdtemp(prefix="kyma-test-ca-")) / "ca.pem"
+    test_ca().cert_pem.write_to_path(str(path))
+    return path
+
+
+@lru_cache(maxsize=1)
+def _server_files() -> tuple[Path, Path]:
+    cert = test_ca().issue_cert(*HOSTNAMES)
+    folder = Path(mkdtemp(prefix="kyma-test-cert-"))
+    chain, key = folder / "cert.pem", folder / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    return chain, key
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serve_https(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve ``app`` over TLS; yields its base URL ``https://localhost:<port>``."""
+    chain, key = _server_files()
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            ssl_certfile=str(chain),
+            ssl_keyfile=str(key),
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(20):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+    try:
+        yield f"https://localhost:{port}"
+    finally:
+        server.should_exit = True
+        await task
