@@ -7,7 +7,7 @@ retry could help, so activities turn them into retryable or non-retryable Tempor
 without inspecting messages.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 from typing import Protocol
 
@@ -15,6 +15,10 @@ from pydantic import BaseModel, JsonValue
 
 from kyma_video.errors import ErrorCode
 from providers.catalog import ProviderName
+
+#: Streams a URL's bytes with the deployment's SSRF guard, size and time bounds
+#: (``providers.http_media.media_fetcher``). Adapters fetch every URL through one of these.
+MediaFetcher = Callable[[str], AsyncIterator[bytes]]
 
 
 class UpstreamJob(BaseModel):

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from kyma_video.settings import Settings
+from providers.base import MediaFetcher
 from providers.url_safety import (
     SafeAsyncClient,
     UnsafeUrl,
@@ -208,3 +209,19 @@ def _without_query(url: str) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def media_fetcher(settings: Settings, client: httpx.AsyncClient | None = None) -> MediaFetcher:
+    """The one way adapters fetch URLs: the SSRF-guarded client (shared, long-lived), the
+    size bound ``KYMA_MAX_VIDEO_BYTES`` and the time bound ``KYMA_MEDIA_FETCH_TIMEOUT_SECONDS``."""
+    shared = client or media_client(settings)
+
+    def fetch(url: str) -> AsyncIterator[bytes]:
+        return stream_url(
+            url,
+            client=shared,
+            max_bytes=settings.max_video_bytes,
+            deadline_seconds=settings.media_fetch_timeout_seconds,
+        )
+
+    return fetch
