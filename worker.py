@@ -7,15 +7,17 @@ idempotent, so Temporal safely retries a cancelled one on another worker.
 """
 
 import asyncio
+import contextlib
 import logging
 import signal
 from datetime import timedelta
+from typing import Any, Self
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities import ActivityDeps, all_activities
+from activities import ActivityDeps, all_activities, upstream_activities
 from blob import from_settings as blob_store_from_settings
 from kyma_video.client import connect
 from kyma_video.settings import Settings, get_settings
@@ -23,12 +25,43 @@ from ledger import Ledger, migrate
 from providers.registry import build_registry
 from workflows import VideoJobWorkflow
 from workflows.sandbox import workflow_runner
+from workflows.video_job import provider_task_queue
 
 log = logging.getLogger("kyma_video.worker")
 
 
-def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Worker:
-    return Worker(
+class WorkerGroup:
+    """The main worker and one worker per provider, started and drained together.
+
+    The main worker runs the workflow and every activity on ``KYMA_TASK_QUEUE`` (provider
+    activities included, for runs scheduled before provider task queues existed). Each provider
+    worker polls ``<task queue>.<provider>`` with that provider's limits
+    (``KYMA_PROVIDER_LIMITS``).
+    """
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        async with contextlib.AsyncExitStack() as stack:
+            for worker in self.workers:
+                await stack.enter_async_context(worker)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    deps: ActivityDeps,
+    **main_options: Any,
+) -> WorkerGroup:
+    drain = timedelta(seconds=settings.worker_graceful_shutdown_seconds)
+    main = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[VideoJobWorkflow],
@@ -38,8 +71,23 @@ def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Work
         activities=all_activities(deps),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
-        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        graceful_shutdown_timeout=drain,
+        **main_options,
     )
+    providers = []
+    for name in deps.providers.names():
+        limits = settings.limits_for_provider(name.value)
+        providers.append(
+            Worker(
+                client,
+                task_queue=provider_task_queue(settings.task_queue, name.value),
+                activities=upstream_activities(deps),
+                max_concurrent_activities=limits.concurrency,
+                max_task_queue_activities_per_second=limits.requests_per_second,
+                graceful_shutdown_timeout=drain,
+            )
+        )
+    return WorkerGroup([main, *providers])
 
 
 async def build_deps(settings: Settings) -> ActivityDeps:
@@ -72,9 +120,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     deps = await build_deps(settings)
     client = await connect(settings, runtime=_runtime(settings))
     worker = build_worker(client, settings, deps)
-    log.info(
-        "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address
-    )
+    log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
     try:
         async with worker:
             await stop.wait()

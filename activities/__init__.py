@@ -18,7 +18,14 @@ __all__ = [
     "RehostActivities",
     "UpstreamActivities",
     "all_activities",
+    "upstream_activities",
 ]
+
+
+def upstream_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
+    """The activities that call a provider: they run on that provider's task queue."""
+    upstream = UpstreamActivities(deps)
+    return [upstream.submit_upstream, upstream.await_upstream, upstream.cancel_upstream]
 
 
 def all_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:

@@ -32,6 +32,16 @@ class TierLimits(BaseModel):
     jobs_in_flight: int = Field(10, ge=1)
 
 
+class ProviderLimits(BaseModel):
+    """How hard this deployment may press one provider. Provider calls run on the provider's own
+    task queue: ``concurrency`` bounds calls in flight per worker process, and
+    ``requests_per_second`` is a Temporal task-queue rate limit shared by all workers, so a burst
+    of jobs queues in Temporal instead of hammering the provider."""
+
+    concurrency: int = Field(10, ge=1)
+    requests_per_second: float | None = Field(None, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KYMA_", extra="ignore")
 
@@ -147,6 +157,12 @@ class Settings(BaseSettings):
         None, description="Vertex AI API base URL override (a proxy or local double)."
     )
 
+    provider_limits: dict[str, ProviderLimits] = Field(
+        default_factory=dict,
+        description='Per-provider limits as JSON, e.g. {"fal": {"concurrency": 2, '
+        '"requests_per_second": 1}}; providers not listed get concurrency 10, no rate limit.',
+    )
+
     # Simulated provider
     simulated_provider: bool = Field(
         False,
@@ -172,6 +188,9 @@ class Settings(BaseSettings):
         description="host:port for the worker's Prometheus metrics (also its health probe); "
         "unset: no metrics endpoint.",
     )
+
+    def limits_for_provider(self, provider: str) -> ProviderLimits:
+        return self.provider_limits.get(provider) or ProviderLimits()
 
     @property
     def resolved_database_url(self) -> str:

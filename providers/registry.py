@@ -33,6 +33,13 @@ class ProviderRegistry:
             )
         return provider
 
+    def names(self) -> list[ProviderName]:
+        """Every provider this process can call (each gets its own task queue)."""
+        names = list(self.real)
+        if self.simulated is not None:
+            names.append(ProviderName.SIMULATED)
+        return names
+
     def get(self, name: ProviderName) -> Provider:
         if name is ProviderName.SIMULATED and self.simulated is not None:
             return self.simulated

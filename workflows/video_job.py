@@ -64,6 +64,15 @@ REHOST_RETRY = RetryPolicy(
 CANCEL_RETRY = RetryPolicy(maximum_attempts=3)
 
 
+#: ``workflow.patched`` id of the change that moved provider calls to per-provider queues.
+PROVIDER_TASK_QUEUES = "provider-task-queues"
+
+
+def provider_task_queue(task_queue: str, provider: str) -> str:
+    """The task queue whose workers call ``provider`` (see ``worker.build_worker``)."""
+    return f"{task_queue}.{provider}"
+
+
 class JobFailed(Exception):
     """A job step ended for good; carries the code that decides the terminal status."""
 
@@ -100,6 +109,7 @@ class VideoJobWorkflow:
         self._created_by_this_run = False
         self._rejection: JobFailed | None = None
         self._admitting = asyncio.Lock()
+        self._provider_queue: str | None = None
 
     # -- operator surface -------------------------------------------------------------------
 
@@ -188,6 +198,14 @@ class VideoJobWorkflow:
         return JobOutcome(job=self._job, fingerprint=self._fingerprint)
 
     async def _run_job(self) -> None:
+        assert self._job is not None
+        if workflow.patched(PROVIDER_TASK_QUEUES):
+            # Provider calls run on the provider's own task queue, whose workers enforce that
+            # provider's concurrency and request rate (runs recorded before this change used
+            # the workflow's queue and replay as they ran).
+            self._provider_queue = provider_task_queue(
+                workflow.info().task_queue, self._job.provider
+            )
         deadline = self._input.timings.deadline_seconds
         pipeline = asyncio.create_task(self._generate())
         done, _ = await workflow.wait([pipeline], timeout=deadline)
@@ -214,6 +232,7 @@ class VideoJobWorkflow:
             submitted = await workflow.execute_activity_method(
                 UpstreamActivities.submit_upstream,
                 job_id,
+                task_queue=self._provider_queue,
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=PROVIDER_RETRY,
                 summary="submit to provider",
@@ -228,6 +247,7 @@ class VideoJobWorkflow:
                     upstream=submitted.upstream,
                     poll_interval_seconds=timings.poll_interval_seconds,
                 ),
+                task_queue=self._provider_queue,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=timings.poll_interval_seconds),
@@ -283,6 +303,7 @@ class VideoJobWorkflow:
             await workflow.execute_activity_method(
                 UpstreamActivities.cancel_upstream,
                 self._input.job_id,
+                task_queue=self._provider_queue,
                 start_to_close_timeout=timedelta(seconds=15),
                 retry_policy=CANCEL_RETRY,
                 summary="cancel upstream",

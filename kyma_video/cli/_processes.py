@@ -117,27 +117,33 @@ async def run_dev(settings: Settings, demo_balance: Decimal, *, demo: bool = Fal
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, server.stop)
             async with build_worker(env.client, settings, deps):
-                print(f"API:          {settings.api_url}  (docs: {settings.api_url}/docs)")
-                print(f"Temporal UI:  http://127.0.0.1:{settings.temporal_ui_port}")
-                print("Ctrl-C stops everything.", flush=True)
                 serving = asyncio.create_task(server.serve())
-                if demo:
-                    await demo_job(settings, server, serving)
+                if await until_serving(server, serving):
+                    print(f"API:          {settings.api_url}  (docs: {settings.api_url}/docs)")
+                    print(f"Temporal UI:  http://127.0.0.1:{settings.temporal_ui_port}")
+                    print("Ctrl-C stops everything.", flush=True)
+                    if demo:
+                        await demo_job(settings)
                 await serving
         finally:
             await deps.ledger.close()
     print("stopped", flush=True)
 
 
-async def demo_job(settings: Settings, server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
-    """Generate one video through the API, printing each status as it changes."""
-    for _ in range(600):  # up to 30 s for the API to bind
+async def until_serving(server: uvicorn.Server, serving: asyncio.Task[None]) -> bool:
+    """Wait (up to 30 s) until the API accepts connections; False if it stopped instead."""
+    for _ in range(600):
         if server.started or serving.done():
             break
         await asyncio.sleep(0.05)
+    return server.started and not serving.done()
+
+
+async def demo_job(settings: Settings) -> None:
+    """Generate one video through the API, printing each status as it changes."""
     key_file = settings.data_dir / DEMO_KEY_FILE
-    if serving.done() or not key_file.is_file():
-        print("demo skipped: no API or no saved demo key", flush=True)
+    if not key_file.is_file():
+        print("demo skipped: no saved demo key", flush=True)
         return
     auth = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
     body = {"model": "kling-3-pro", "prompt": "an hourglass on a wooden desk, golden hour"}

@@ -13,17 +13,18 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import ActivityDeps, all_activities
+from activities import ActivityDeps
 from blob import BlobStore
 from kyma_video.client import Caller, JobClient, derive_job_id
 from kyma_video.jobs import Admission, VideoRequest
+from kyma_video.settings import Settings
 from ledger import Ledger
+from providers.base import Provider
 from providers.registry import ProviderRegistry
 from providers.simulated import SimulatedProvider
+from worker import WorkerGroup, build_worker
 from workflows import AdmitRequest, JobInput, JobOutcome, JobTimings, VideoJobWorkflow
-from workflows.sandbox import workflow_runner
 
 
 async def wall_clock() -> datetime:
@@ -45,25 +46,23 @@ class JobHarness:
     clock: Callable[[], Awaitable[datetime]] | None = None
     timings: JobTimings = field(default_factory=lambda: JobTimings(poll_interval_seconds=5))
     task_queue: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex}")
+    settings_overrides: dict[str, Any] = field(default_factory=dict)
+    #: A provider to use instead of the default simulated one.
+    simulated: Provider | None = None
 
     def deps(self) -> ActivityDeps:
         clock = self.clock or server_clock(self.env)
-        simulated = SimulatedProvider(default_seconds=30, clock=clock)
+        simulated = self.simulated or SimulatedProvider(default_seconds=30, clock=clock)
         return ActivityDeps(
             ledger=self.ledger, providers=ProviderRegistry(simulated=simulated), blobs=self.blobs
         )
 
     @asynccontextmanager
-    async def worker(self, **options: Any) -> AsyncIterator[Worker]:
-        async with Worker(
-            self.env.client,
-            task_queue=self.task_queue,
-            workflows=[VideoJobWorkflow],
-            workflow_runner=workflow_runner(),
-            activities=all_activities(self.deps()),
-            **options,
-        ) as worker:
-            yield worker
+    async def worker(self, **options: Any) -> AsyncIterator[WorkerGroup]:
+        """The production worker group (main queue + one queue per provider)."""
+        settings = Settings(task_queue=self.task_queue, **self.settings_overrides)
+        async with build_worker(self.env.client, settings, self.deps(), **options) as group:
+            yield group
 
     def request(self, **fields: Any) -> VideoRequest:
         body: dict[str, Any] = {"model": "kling-2.5-pro", "prompt": "an hourglass on a desk"}
