@@ -126,6 +126,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
             log.info("shutting down: letting in-flight activities finish")
     finally:
+        await deps.providers.aclose()
         await deps.ledger.close()
 
 

@@ -6,13 +6,15 @@ once, at admission, and recorded on the job, so a configuration change never mov
 to another provider.
 """
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from kyma_video.errors import ErrorCode, KymaError
 from kyma_video.settings import Settings
-from providers.base import Provider
+from providers import minimax
+from providers.base import MediaFetcher, Provider
 from providers.catalog import ModelSpec, ProviderName
+from providers.http_media import media_client, media_fetcher
 from providers.simulated import SimulatedProvider
 
 
@@ -21,6 +23,12 @@ class ProviderRegistry:
     #: Real providers that are configured on this deployment, by name.
     real: Mapping[ProviderName, Provider] = field(default_factory=dict)
     simulated: Provider | None = None
+    #: Clients the registry opened (HTTP pools), closed when the process shuts down.
+    closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+    async def aclose(self) -> None:
+        for close in self.closers:
+            await close()
 
     def route(self, spec: ModelSpec) -> Provider:
         provider = self.real.get(spec.provider) or self.simulated
@@ -51,11 +59,30 @@ class ProviderRegistry:
         return provider
 
 
+#: Each real provider's factory: ``None`` unless its credentials are configured.
+REAL_PROVIDERS: tuple[Callable[[Settings, MediaFetcher], Provider | None], ...] = (
+    minimax.from_settings,
+)
+
+
 def build_registry(settings: Settings) -> ProviderRegistry:
-    """The providers this process can reach, from settings alone."""
+    """The providers this process can reach, from settings alone: every real provider whose
+    credentials are set, and the simulated one for the rest when it is enabled."""
+    client = media_client(settings)
+    fetch = media_fetcher(settings, client)
+    real: dict[ProviderName, Provider] = {}
+    closers: list[Callable[[], Awaitable[None]]] = []
+    for factory in REAL_PROVIDERS:
+        provider = factory(settings, fetch)
+        if provider is not None:
+            real[provider.name] = provider
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                closers.append(close)
+    closers.append(client.aclose)
     simulated = (
         SimulatedProvider(default_seconds=settings.simulated_min_seconds)
         if settings.simulated_provider
         else None
     )
-    return ProviderRegistry(real={}, simulated=simulated)
+    return ProviderRegistry(real=real, simulated=simulated, closers=tuple(closers))

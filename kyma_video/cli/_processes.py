@@ -126,6 +126,7 @@ async def run_dev(settings: Settings, demo_balance: Decimal, *, demo: bool = Fal
                         await demo_job(settings)
                 await serving
         finally:
+            await deps.providers.aclose()
             await deps.ledger.close()
     print("stopped", flush=True)
 

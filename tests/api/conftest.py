@@ -138,4 +138,5 @@ async def stack(
             yield Stack(url=url, settings=settings, ledger=ledger, http=http)
     finally:
         await ledger.close()
+        await deps.providers.aclose()
         await deps.ledger.close()

@@ -21,6 +21,7 @@ from kyma_video.jobs import Admission, VideoRequest
 from kyma_video.settings import Settings
 from ledger import Ledger
 from providers.base import Provider
+from providers.catalog import ProviderName
 from providers.registry import ProviderRegistry
 from providers.simulated import SimulatedProvider
 from worker import WorkerGroup, build_worker
@@ -49,13 +50,14 @@ class JobHarness:
     settings_overrides: dict[str, Any] = field(default_factory=dict)
     #: A provider to use instead of the default simulated one.
     simulated: Provider | None = None
+    #: Real providers (pointed at local doubles) that serve their models instead.
+    real_providers: dict[ProviderName, Provider] = field(default_factory=dict)
 
     def deps(self) -> ActivityDeps:
         clock = self.clock or server_clock(self.env)
         simulated = self.simulated or SimulatedProvider(default_seconds=30, clock=clock)
-        return ActivityDeps(
-            ledger=self.ledger, providers=ProviderRegistry(simulated=simulated), blobs=self.blobs
-        )
+        registry = ProviderRegistry(real=self.real_providers, simulated=simulated)
+        return ActivityDeps(ledger=self.ledger, providers=registry, blobs=self.blobs)
 
     @asynccontextmanager
     async def worker(self, **options: Any) -> AsyncIterator[WorkerGroup]:
