@@ -43,7 +43,8 @@ class ProviderLimits(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KYMA_", extra="ignore")
+    # populate_by_name: code may pass fields by name even where an env alias exists.
+    model_config = SettingsConfigDict(env_prefix="KYMA_", extra="ignore", populate_by_name=True)
 
     environment: Environment = Field(
         Environment.DEVELOPMENT, description="`production` refuses embedded defaults."

@@ -24,6 +24,12 @@ def test_a_configured_provider_serves_its_models_and_only_those():
     assert registry.route(get_model("kling-3-pro")).name is ProviderName.SIMULATED
 
 
+def test_a_vertex_project_routes_the_veo_models_to_vertex():
+    registry = build_registry(Settings(simulated_provider=False, vertex_project="kyma-test"))
+    assert registry.names() == [ProviderName.VERTEX]
+    assert registry.route(get_model("veo-3")).name is ProviderName.VERTEX
+
+
 def test_without_a_provider_a_model_is_not_available():
     registry = build_registry(Settings(simulated_provider=False))
     with pytest.raises(KymaError) as raised:
