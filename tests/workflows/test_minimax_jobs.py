@@ -2,57 +2,23 @@
 MiniMax, the exact body MiniMax receives, the rehosted bytes equal to what it served, and its
 failures ending jobs in the right status with the right ledger entries."""
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from pydantic import SecretStr
 
 from kyma_video.errors import ErrorCode, JobStatus
-from kyma_video.settings import Settings
 from ledger import EntryKind
-from providers.catalog import ProviderName, get_model
-from providers.http_media import media_client, media_fetcher
-from providers.minimax import MiniMaxProvider
-from tests.providers.doubles.https import ca_bundle, serve_https
+from providers.catalog import get_model
 from tests.providers.doubles.minimax import (
     Endpoint,
     Fault,
     MiniMaxDouble,
     TaskScript,
-    sample_video,
 )
 from tests.workflows.conftest import STARTING_BALANCE
 from tests.workflows.harness import JobHarness
 
-KEY = "mm-workflow-test-key"
 IMAGE = "https://images.example.test/first-frame.png"
-
-
-@pytest.fixture(scope="module")
-async def served() -> AsyncIterator[tuple[MiniMaxDouble, str]]:
-    double = MiniMaxDouble(KEY, video=sample_video())
-    async with serve_https(double) as url:
-        yield double, url
-
-
-@pytest.fixture
-async def minimax(
-    jobs: JobHarness, served: tuple[MiniMaxDouble, str], monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[MiniMaxDouble]:
-    double, url = served
-    double.reset()
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_bundle()))
-    settings = Settings(allow_private_media_urls=True)  # the double is on loopback
-    client = media_client(settings)
-    provider = MiniMaxProvider(
-        api_key=SecretStr(KEY), base_url=url, fetch_media=media_fetcher(settings, client)
-    )
-    jobs.real_providers = {ProviderName.MINIMAX: provider}
-    yield double
-    await provider.aclose()
-    await client.aclose()
-    assert double.violations == [], "requests MiniMax would have rejected"
 
 
 @pytest.mark.parametrize(

@@ -2,49 +2,20 @@
 Vertex, the exact request Vertex receives, and the inline (base64) video going from the
 provider into blob storage inside one activity, never through workflow history."""
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
 from kyma_video.errors import ErrorCode, JobStatus
-from kyma_video.settings import Settings
 from ledger import EntryKind
-from providers.catalog import ProviderName, get_model
-from providers.http_media import media_client, media_fetcher
-from providers.vertex import VertexProvider
-from tests.providers.doubles.https import ca_bundle
+from providers.catalog import get_model
 from tests.providers.doubles.vertex import (
-    LOCATION,
-    PROJECT,
-    StaticTokenCredentials,
     VertexDouble,
     filtered,
     sample_mp4,
-    serve,
 )
 from tests.workflows.conftest import STARTING_BALANCE
 from tests.workflows.harness import JobHarness
-
-
-@pytest.fixture
-async def vertex(jobs: JobHarness, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[VertexDouble]:
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_bundle()))
-    async with serve() as double:
-        settings = Settings(allow_private_media_urls=True)  # the double is on loopback
-        client = media_client(settings)
-        provider = VertexProvider(
-            project=PROJECT,
-            location=LOCATION,
-            base_url=double.base_url,
-            credentials=StaticTokenCredentials(),
-            fetch_media=media_fetcher(settings, client),
-        )
-        jobs.real_providers = {ProviderName.VERTEX: provider}
-        yield double
-        await provider.aclose()
-        await client.aclose()
-    assert double.violations == [], "requests Vertex AI would have rejected"
 
 
 @pytest.mark.parametrize("model", ["veo-3-fast", "veo-3"])
