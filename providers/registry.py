@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from kyma_video.errors import ErrorCode, KymaError
 from kyma_video.settings import Settings
-from providers import minimax, vertex
+from providers import fal, minimax, vertex
 from providers.base import MediaFetcher, Provider
 from providers.catalog import ModelSpec, ProviderName
 from providers.http_media import media_client, media_fetcher
@@ -61,6 +61,7 @@ class ProviderRegistry:
 
 #: Each real provider's factory: ``None`` unless its credentials are configured.
 REAL_PROVIDERS: tuple[Callable[[Settings, MediaFetcher], Provider | None], ...] = (
+    fal.from_settings,
     minimax.from_settings,
     vertex.from_settings,
 )

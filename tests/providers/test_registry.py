@@ -24,6 +24,13 @@ def test_a_configured_provider_serves_its_models_and_only_those():
     assert registry.route(get_model("kling-3-pro")).name is ProviderName.SIMULATED
 
 
+def test_a_fal_key_routes_the_kling_and_seedance_models_to_fal():
+    registry = build_registry(Settings(simulated_provider=False, fal_key=SecretStr("fal-key")))
+    assert registry.names() == [ProviderName.FAL]
+    for model in ("kling-2.5-pro", "kling-3-pro", "kling-3-pro-audio", "seedance-2-pro"):
+        assert registry.route(get_model(model)).name is ProviderName.FAL
+
+
 def test_a_vertex_project_routes_the_veo_models_to_vertex():
     registry = build_registry(Settings(simulated_provider=False, vertex_project="kyma-test"))
     assert registry.names() == [ProviderName.VERTEX]

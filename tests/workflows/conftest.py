@@ -10,9 +10,12 @@ from blob import LocalBlobStore
 from kyma_video.settings import Settings
 from ledger import Ledger
 from providers.catalog import ProviderName
+from providers.fal import FalProvider
 from providers.http_media import media_client, media_fetcher
 from providers.minimax import MiniMaxProvider
 from providers.vertex import VertexProvider
+from tests.providers.doubles.fal import FalQueueDouble
+from tests.providers.doubles.fal import sample_video as fal_sample_video
 from tests.providers.doubles.https import ca_bundle, serve_https
 from tests.providers.doubles.minimax import MiniMaxDouble, sample_video
 from tests.providers.doubles.vertex import (
@@ -87,3 +90,23 @@ async def vertex(jobs: JobHarness, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
         await provider.aclose()
         await client.aclose()
     assert double.violations == [], "requests Vertex AI would have rejected"
+
+
+FAL_KEY = "fal-workflow-test-key:secret"
+
+
+@pytest.fixture
+async def fal(jobs: JobHarness, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FalQueueDouble]:
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_bundle()))
+    double = FalQueueDouble(FAL_KEY, video=fal_sample_video())
+    async with serve_https(double) as url:
+        settings = Settings(allow_private_media_urls=True)  # the double is on loopback
+        client = media_client(settings)
+        provider = FalProvider(
+            key=SecretStr(FAL_KEY), queue_url=url, fetch_media=media_fetcher(settings, client)
+        )
+        jobs.real_providers[ProviderName.FAL] = provider
+        yield double
+        await provider.aclose()
+        await client.aclose()
+    assert double.violations == [], "requests fal would have rejected"
