@@ -59,7 +59,7 @@ def dev_command(
         update={
             "blob_backend": BlobBackend.LOCAL,
             "blob_public_base_url": f"http://{settings.api_host}:{settings.api_port}/files",
-            # No real provider is configured in this build: the simulated one serves all models.
+            # Models whose provider has credentials go to it; the simulated one serves the rest.
             "simulated_provider": True,
             "api_url": f"http://{settings.api_host}:{settings.api_port}",
         }
