@@ -6,9 +6,10 @@ from decimal import Decimal
 import pytest
 
 from kyma_video.errors import ErrorCode, JobStatus
+from kyma_video.settings import ProviderLimits
 from ledger import EntryKind
 from providers.catalog import get_model
-from tests.providers.doubles.fal import FalQueueDouble, Operation, Outcome, Script
+from tests.providers.doubles.fal import FalQueueDouble, Fault, Operation, Outcome, Script
 from tests.workflows.conftest import STARTING_BALANCE
 from tests.workflows.harness import JobHarness
 
@@ -76,3 +77,54 @@ async def test_fal_failures_end_the_job_and_release_the_hold(
     kinds = [e.kind for e in await jobs.ledger.entries_for_job(job.job_id)]
     assert kinds == [EntryKind.HOLD, EntryKind.HOLD_RELEASE]
     assert await jobs.assert_balanced() == STARTING_BALANCE
+
+
+async def test_a_job_fal_never_finishes_expires_is_cancelled_upstream_and_refunded(
+    jobs: JobHarness, fal: FalQueueDouble
+):
+    request = jobs.request(model="seedance-2-fast", prompt="a never-ending render")
+    fal.script(request.prompt, Script(polls=None))
+    async with jobs.worker():
+        handle, _ = await jobs.start_and_admit(request)
+        job = (await handle.result()).job
+    assert job.status is JobStatus.EXPIRED
+    assert len(fal.requests_to(Operation.CANCEL)) == 1
+    assert await jobs.assert_balanced() == STARTING_BALANCE
+
+
+async def test_an_output_url_that_expired_before_rehosting_refunds_the_job(
+    jobs: JobHarness, fal: FalQueueDouble
+):
+    request = jobs.request(model="kling-2.5-pro", prompt="a short-lived output")
+    fal.script(request.prompt, Script(polls=1, media_ttl_seconds=0))
+    async with jobs.worker():
+        handle, _ = await jobs.start_and_admit(request)
+        job = (await handle.result()).job
+    assert job.status is JobStatus.REFUNDED
+    assert job.error is not None and job.error.code is ErrorCode.REHOST_FAILED
+    assert await jobs.assert_balanced() == STARTING_BALANCE
+
+
+async def test_rate_limits_and_platform_errors_shorter_than_the_deadline_still_succeed(
+    jobs: JobHarness, fal: FalQueueDouble
+):
+    fal.inject(Operation.SUBMIT, Fault.rate_limited("2"), times=3)
+    fal.inject(Operation.STATUS, Fault.platform(503), times=3)
+    async with jobs.worker():
+        handle, _ = await jobs.start_and_admit(jobs.request(model="kling-3-pro"))
+        job = (await handle.result()).job
+    assert job.status is JobStatus.SUCCEEDED
+    assert len(fal.jobs) == 1  # refused submissions made no job upstream
+
+
+async def test_a_burst_larger_than_the_fal_concurrency_never_exceeds_it_upstream(
+    jobs: JobHarness, fal: FalQueueDouble
+):
+    jobs.settings_overrides = {"provider_limits": {"fal": ProviderLimits(concurrency=2)}}
+    fal.inject(Operation.SUBMIT, Fault.slow(0.1), times=8)
+    fal.inject(Operation.STATUS, Fault.slow(0.1), times=16)
+    async with jobs.worker():
+        started = [await jobs.start_and_admit(jobs.request(model="kling-3-pro")) for _ in range(8)]
+        finished = [await handle.result() for handle, _ in started]
+    assert all(outcome.job.status is JobStatus.SUCCEEDED for outcome in finished)
+    assert fal.max_in_flight == 2

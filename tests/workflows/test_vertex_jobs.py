@@ -12,7 +12,10 @@ from providers.catalog import get_model
 from tests.providers.doubles.vertex import (
     VertexDouble,
     filtered,
+    never,
+    rate_limited,
     sample_mp4,
+    unavailable,
 )
 from tests.workflows.conftest import STARTING_BALANCE
 from tests.workflows.harness import JobHarness
@@ -59,3 +62,25 @@ async def test_a_safety_filtered_result_fails_the_job_and_releases_the_hold(
     assert job.status is JobStatus.FAILED
     assert job.error is not None and job.error.code is ErrorCode.CONTENT_REJECTED
     assert await jobs.assert_balanced() == STARTING_BALANCE
+
+
+async def test_an_operation_that_never_finishes_expires_and_is_refunded(
+    jobs: JobHarness, vertex: VertexDouble
+):
+    vertex.script(never())
+    async with jobs.worker():
+        handle, _ = await jobs.start_and_admit(jobs.request(model="veo-3-fast", duration=4))
+        job = (await handle.result()).job
+    assert job.status is JobStatus.EXPIRED
+    assert await jobs.assert_balanced() == STARTING_BALANCE
+
+
+async def test_quota_and_availability_errors_shorter_than_the_deadline_still_succeed(
+    jobs: JobHarness, vertex: VertexDouble
+):
+    vertex.inject(rate_limited(), rate_limited(), unavailable())
+    async with jobs.worker():
+        handle, _ = await jobs.start_and_admit(jobs.request(model="veo-3", duration=6))
+        job = (await handle.result()).job
+    assert job.status is JobStatus.SUCCEEDED
+    assert len(vertex.calls("predictLongRunning")) >= 1

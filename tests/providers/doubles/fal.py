@@ -475,12 +475,15 @@ class FalQueueDouble:
             await self._app(scope, receive, send)
             return
         state = self._state
-        state.in_flight += 1
+        # Only the queue API counts: media downloads come from fal's CDN, which the provider
+        # concurrency limit is not about.
+        counted = "/media/" not in scope["path"]
+        state.in_flight += counted
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
             await self._app(scope, receive, send)
         finally:
-            state.in_flight -= 1
+            state.in_flight -= counted
 
     # Endpoints.
 
