@@ -5,7 +5,6 @@ the typed client exactly as a backend service would."""
 import asyncio
 import hashlib
 import io
-import json
 import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -21,32 +20,13 @@ from kyma_video.jobs import VideoRequest
 from kyma_video.settings import BlobBackend, Settings
 from ledger import EntryKind, Ledger
 from providers.catalog import get_model
+from tests.support import allow_public_reads
 from worker import run_worker
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 pytestmark = pytest.mark.postgres
-
-
-def allow_public_reads(s3_client: "S3Client", bucket: str) -> None:
-    """What a production bucket (or its CDN) is configured with: stored videos are public."""
-    s3_client.put_bucket_policy(
-        Bucket=bucket,
-        Policy=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": "*",
-                        "Action": "s3:GetObject",
-                        "Resource": f"arn:aws:s3:::{bucket}/videos/*",
-                    }
-                ],
-            }
-        ),
-    )
 
 
 async def test_a_job_goes_pending_processing_succeeded_and_its_video_plays(

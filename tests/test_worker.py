@@ -4,7 +4,6 @@ stopped by SIGTERM mid-job without losing the job (a second worker finishes it).
 import asyncio
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -20,15 +19,9 @@ from kyma_video.errors import JobStatus
 from kyma_video.jobs import VideoRequest
 from kyma_video.settings import Settings
 from ledger import EntryKind, Ledger
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @asynccontextmanager

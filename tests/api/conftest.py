@@ -2,8 +2,6 @@
 (PostgreSQL ledger, the ``temporal`` dev server, a worker, S3 on moto, the simulated provider)."""
 
 import asyncio
-import json
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,37 +17,11 @@ from temporalio.testing import WorkflowEnvironment
 from api import create_app
 from kyma_video.settings import BlobBackend, Settings, TierLimits
 from ledger import Ledger
+from tests.support import allow_public_reads, free_port
 from worker import build_deps, build_worker
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def allow_public_reads(s3_client: "S3Client", bucket: str) -> None:
-    """What a production bucket (or its CDN) is configured with: stored videos are public."""
-    s3_client.put_bucket_policy(
-        Bucket=bucket,
-        Policy=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": "*",
-                        "Action": "s3:GetObject",
-                        "Resource": f"arn:aws:s3:::{bucket}/videos/*",
-                    }
-                ],
-            }
-        ),
-    )
 
 
 @asynccontextmanager

@@ -8,7 +8,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.api.conftest import Stack, free_port, serving
+from tests.api.conftest import Stack, serving
+from tests.support import free_port
 
 pytestmark = pytest.mark.postgres
 

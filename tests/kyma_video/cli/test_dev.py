@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.test_worker import free_port
+from tests.support import free_port
 
 BIN = Path(sys.executable).parent
 
