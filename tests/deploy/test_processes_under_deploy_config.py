@@ -9,7 +9,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import sys
 import tomllib
 import uuid
@@ -20,6 +19,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
+
+from tests.support import free_port
 
 from .manifests import ROOT, config_map, example_secrets, named
 
@@ -36,13 +37,6 @@ def kyma_video() -> str:
     if on_path is None:
         pytest.fail("the kyma-video console script is not installed: pip install -e '.[test]'")
     return on_path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def container(deployment: str) -> dict:  # type: ignore[type-arg]

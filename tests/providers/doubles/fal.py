@@ -56,6 +56,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from providers.simulated_media import render_mp4
+from tests.providers.doubles.https import DroppedResponse
 
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _ERRORS_URL = "https://docs.fal.ai/errors"
@@ -824,25 +825,8 @@ async def _deliver(
         truncated = json.dumps(answer)[: len(json.dumps(answer)) // 2]
         return Response(truncated, status_code=200, media_type="application/json")
     if fault is not None and fault.kind is FaultKind.DROP:
-        return _DroppedResponse()
+        return DroppedResponse(b'{"request')
     return JSONResponse(answer, status_code=status, headers=headers)
-
-
-class _DroppedResponse(Response):
-    """Promises 1000 bytes, sends a few and stops: the server closes the connection."""
-
-    def __init__(self) -> None:
-        super().__init__(b"")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b'{"request', "more_body": True})
 
 
 def new_key() -> str:

@@ -3,7 +3,6 @@ uvicorn on a free loopback port. Clients trust the CA through ``SSL_CERT_FILE``,
 deployment pointed at a proxy or a double would."""
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -12,7 +11,10 @@ from tempfile import mkdtemp
 
 import trustme
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tests.support import free_port
 
 HOSTNAMES = ("localhost", "127.0.0.1")
 
@@ -40,18 +42,30 @@ def _server_files() -> tuple[Path, Path]:
     return chain, key
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+class DroppedResponse(Response):
+    """A connection reset mid-body: promises 1000 bytes of JSON, sends ``start`` and stops, so
+    the server closes the connection. Every double uses it for its "dropped" fault."""
+
+    def __init__(self, start: bytes) -> None:
+        super().__init__(b"")
+        self._start = start
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+            }
+        )
+        await send({"type": "http.response.body", "body": self._start, "more_body": True})
 
 
 @asynccontextmanager
 async def serve_https(app: ASGIApp) -> AsyncIterator[str]:
     """Serve ``app`` over TLS; yields its base URL ``https://localhost:<port>``."""
     chain, key = _server_files()
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -50,6 +50,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from providers.simulated_media import render_mp4
+from tests.providers.doubles.https import DroppedResponse
 
 MODEL = "MiniMax-Hailuo-02"
 MAX_PROMPT_CHARS = 2000
@@ -599,7 +600,7 @@ async def _apply(fault: Fault, trace_id: str) -> Response | None:
         truncated = '{"base_resp": {"status_code": 0, "status_msg": "succ'
         return Response(truncated, media_type="application/json", headers={"Trace-Id": trace_id})
     if fault.kind is FaultKind.DROP:
-        return _DroppedResponse()
+        return DroppedResponse(b'{"base_resp')
     return _http_fault(fault, trace_id)
 
 
@@ -613,20 +614,3 @@ def _http_fault(fault: Fault, trace_id: str) -> Response:
     # A gateway in front of the API answers with its own HTML page and no Trace-Id.
     page = f"<html><body><h1>{fault.status} Gateway Error</h1></body></html>"
     return Response(page, status_code=fault.status, media_type="text/html")
-
-
-class _DroppedResponse(Response):
-    """Promises 1000 bytes, sends 10 and stops: the server closes the connection mid-body."""
-
-    def __init__(self) -> None:
-        super().__init__(b"")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b'{"base_resp', "more_body": True})

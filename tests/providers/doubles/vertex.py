@@ -64,10 +64,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from providers.simulated_media import render_mp4
-from tests.providers.doubles.https import serve_https
+from tests.providers.doubles.https import DroppedResponse, serve_https
 
 PROJECT = "kyma-test-project"
 LOCATION = "us-central1"
@@ -328,20 +327,6 @@ class _Operation:
     samples: int
     polls_seen: int = 0
     forgotten: bool = False
-
-
-class _DroppedResponse(Response):
-    """Promise a body, send part of it, and give up: the server closes the connection."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b'{"name": ', "more_body": True})
 
 
 def google_error(
@@ -647,7 +632,7 @@ class VertexDouble:
         if fault.delay_seconds:
             await asyncio.sleep(fault.delay_seconds)
         if fault.drop_connection:
-            return _DroppedResponse()
+            return DroppedResponse(b'{"name": ')
         if fault.raw_body is not None:
             return Response(
                 fault.raw_body, status_code=fault.status, media_type=fault.raw_content_type
