@@ -458,6 +458,18 @@ class Ledger:
         async with self._engine.begin() as conn:
             return await self._job(conn, job_id)
 
+    async def jobs_for_account(self, account_id: str) -> list[JobRecord]:
+        """Every job of the account, oldest first (for audits and operator tooling)."""
+        async with self._engine.begin() as conn:
+            rows: Sequence[AnyRow] = (
+                await conn.execute(
+                    select(JOBS)
+                    .where(JOBS.c.account_id == account_id)
+                    .order_by(JOBS.c.created_at, JOBS.c.id)
+                )
+            ).all()
+        return [JobRecord.model_validate(_values(row)) for row in rows]
+
     async def get_job_for_account(self, job_id: str, account_id: str) -> JobRecord | None:
         """The job if it belongs to ``account_id``; None otherwise, so ids do not leak."""
         job = await self.get_job(job_id)
