@@ -181,3 +181,17 @@ async def test_jobs_are_only_visible_to_their_own_account(ledger: Ledger) -> Non
     assert await ledger.get_job_for_account(job.id, owner) == job
     assert await ledger.get_job_for_account(job.id, other) is None
     assert await ledger.get_job_for_account("job_missing", owner) is None
+
+
+async def test_an_account_lists_its_own_jobs_oldest_first(ledger: Ledger) -> None:
+    account = await funded_account(ledger, "10")
+    other = await funded_account(ledger, "10")
+    first, second = new_job(account), new_job(account)
+    await ledger.place_hold(first)
+    await ledger.place_hold(new_job(other))
+    await ledger.place_hold(second)
+
+    jobs = await ledger.jobs_for_account(account)
+
+    assert [job.id for job in jobs] == [first.job_id, second.job_id]
+    assert await ledger.jobs_for_account("acct_nobody") == []
