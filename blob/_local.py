@@ -5,6 +5,9 @@ and ``os.replace`` swaps it in, so a reader (the API's file route) sees the old 
 new one, never a prefix of either. The temporary file is fsynced first so a crash right
 after the swap cannot leave an empty file under a published key. Blocking file calls run in
 worker threads so a large write never stalls the event loop.
+
+A process killed mid-write (SIGKILL, OOM, power loss) cannot remove its temporary file, so the
+next write of the same key (the retried rehost) removes whatever earlier writers left for it.
 """
 
 import asyncio
@@ -35,6 +38,7 @@ class LocalBlobStore:
     ) -> None:
         # content_type is not recorded: the API derives it from the extension it serves.
         target = self.path_for(key)
+        await asyncio.to_thread(_remove_abandoned_temps, target)
         file, temp_path = await asyncio.to_thread(_open_temp, target)
         try:
             try:
@@ -62,10 +66,35 @@ class LocalBlobStore:
         await asyncio.to_thread(self.path_for(key).unlink, missing_ok=True)
 
 
+_TEMP_SUFFIX = ".part"
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
 def _open_temp(target: Path) -> tuple[BinaryIO, Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target), suffix=_TEMP_SUFFIX)
     return os.fdopen(fd, "wb"), Path(name)
+
+
+def _remove_abandoned_temps(target: Path) -> None:
+    """Delete temporary files of earlier writes of ``target`` (``.<name>.<random>.part``).
+
+    Keys never start with ``.``, so only temporaries match; the random part has no ``.``, so
+    the temporaries of a longer key (``<name>.x``) do not. A writer still running on a dead
+    attempt loses its file and fails, which is what should happen to it.
+    """
+    prefix = _temp_prefix(target)
+    try:
+        names = os.listdir(target.parent)
+    except FileNotFoundError:
+        return
+    for name in names:
+        middle = name[len(prefix) : -len(_TEMP_SUFFIX)]
+        if name.startswith(prefix) and name.endswith(_TEMP_SUFFIX) and middle and "." not in middle:
+            (target.parent / name).unlink(missing_ok=True)
 
 
 def _seal(file: BinaryIO) -> None:
