@@ -37,8 +37,10 @@ def all_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         billing.place_hold,
         billing.capture_usage,
         billing.release_hold,
+        billing.release_unconfirmed_hold,
         upstream.submit_upstream,
         upstream.await_upstream,
         upstream.cancel_upstream,
         rehost.rehost_output,
+        rehost.discard_output,
     ]

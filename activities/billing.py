@@ -78,6 +78,25 @@ class BillingActivities:
             raise _settled_otherwise(conflict) from conflict
         return record.view()
 
+    @activity.defn(name="release_unconfirmed_hold")
+    async def release_unconfirmed_hold(self, inp: ReleaseInput) -> JobView | None:
+        """Release a hold that this workflow run's admission may have placed unawares.
+
+        Admission gives up after a few attempts. When the database failed underneath it (a
+        lost connection, a timeout), an attempt may have committed the hold and lost only the
+        reply; nobody would ever settle that hold, since the caller was told the admission
+        failed and the run ends without a job. Returns the released job, or None when this
+        run holds nothing (a job recorded by an earlier run under the same id is not touched).
+        """
+        record = await self._deps.ledger.get_job(inp.job_id)
+        if record is None or record.workflow_run_id != activity.info().workflow_run_id:
+            return None
+        try:
+            released = await self._deps.ledger.release_hold(inp.job_id, inp.status, inp.error)
+        except LedgerConflict as conflict:
+            raise _settled_otherwise(conflict) from conflict
+        return released.view()
+
 
 def _settled_otherwise(conflict: LedgerConflict) -> Exception:
     """The job was already settled the other way: retrying cannot help, an operator must look.

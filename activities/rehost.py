@@ -37,6 +37,17 @@ class RehostActivities:
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
 
+    @activity.defn(name="discard_output")
+    async def discard_output(self, job_id: str) -> None:
+        """Delete the job's stored video, if any, for a job that ends without delivering it.
+
+        A rehost attempt can store the video and still not count: its completion was lost
+        (the worker died, the attempt timed out) before a later attempt failed, or the
+        deadline fired while the upload was finishing. The key is derived from the job id, so
+        whatever any attempt stored is found here; deleting a missing key is not an error.
+        """
+        await self._deps.blobs.delete(video_key(job_id))
+
     @activity.defn(name="rehost_output")
     async def rehost_output(self, inp: RehostInput) -> RehostedVideo:
         key = video_key(inp.job_id)

@@ -4,6 +4,8 @@ Workflow code only orchestrates: no I/O, clocks, randomness or settings. Everyth
 the world is an activity in ``activities/``; every value that comes from settings arrives in
 :class:`JobInput`. A durable deadline (``timings.deadline_seconds``) races submit, await and
 rehost; settlement is never raced, so every hold ends in exactly one capture or one release.
+A job that ends without its video also has whatever a rehost attempt stored deleted, so no
+object outlives a job that was not delivered.
 
 Admission happens through update-with-start (see ``kyma_video.client``): the caller starts or
 attaches to the workflow whose id derives from its idempotency key and awaits ``admit``. The
@@ -19,6 +21,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
@@ -55,17 +58,39 @@ PROVIDER_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
 )
+#: Runs recorded before ``REHOST_UNTIL_DEADLINE`` gave up on rehosting after five attempts.
 REHOST_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
 )
+#: Storage (or the provider's media host) being down is transient: rehosting retries until
+#: the deadline, like every other step the deadline races. Permanent failures (not a video,
+#: a URL that is gone) are non-retryable and end the job at once.
+REHOST_UNTIL_DEADLINE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+#: Deleting a video nobody will receive; a storage outage only delays it.
+DISCARD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+)
 CANCEL_RETRY = RetryPolicy(maximum_attempts=3)
 
 
 #: ``workflow.patched`` id of the change that moved provider calls to per-provider queues.
 PROVIDER_TASK_QUEUES = "provider-task-queues"
+#: ``workflow.patched`` id of the change that made rehosting retry until the deadline (a job
+#: whose video could not be stored by then is refunded, not expired) and made a job that ends
+#: without its video delete whatever a rehost attempt stored.
+REHOST_UNTIL_DEADLINE = "rehost-until-deadline"
+#: ``workflow.patched`` id of the change that releases a hold placed by an admission whose
+#: answer was lost (see ``BillingActivities.release_unconfirmed_hold``).
+RELEASE_UNCONFIRMED_HOLDS = "release-unconfirmed-holds"
 
 
 def provider_task_queue(task_queue: str, provider: str) -> str:
@@ -108,8 +133,13 @@ class VideoJobWorkflow:
         self._job: JobView | None = None
         self._created_by_this_run = False
         self._rejection: JobFailed | None = None
+        #: Set once this run has decided to end refused: later admissions get the same answer.
+        self._refused = False
         self._admitting = asyncio.Lock()
         self._provider_queue: str | None = None
+        self._rehost_until_deadline = False
+        #: Set once ``rehost_output`` is scheduled: from then on a stored video may exist.
+        self._rehost_started = False
 
     # -- operator surface -------------------------------------------------------------------
 
@@ -126,6 +156,9 @@ class VideoJobWorkflow:
         async with self._admitting:
             if self._job is not None:
                 return Admission(job=self._job, replayed=True)
+            if self._refused:
+                assert self._rejection is not None
+                raise self._rejection.as_application_error()
             try:
                 placed = await workflow.execute_activity_method(
                     BillingActivities.place_hold,
@@ -181,6 +214,14 @@ class VideoJobWorkflow:
                 ) from None
         if self._job is None:
             assert self._rejection is not None
+            if self._rejection.code is ErrorCode.DB_ERROR and workflow.patched(
+                RELEASE_UNCONFIRMED_HOLDS
+            ):
+                # An unclassified failure (the database went away, an attempt timed out) does
+                # not say whether an attempt committed the hold before the failure. While that
+                # is settled (the database may still be away), this run admits nobody else.
+                self._refused = True
+                await self._release_unconfirmed_hold(self._rejection)
             workflow.upsert_search_attributes(
                 [search_attributes.JOB_STATUS.value_set(search_attributes.REJECTED)]
             )
@@ -206,6 +247,9 @@ class VideoJobWorkflow:
             self._provider_queue = provider_task_queue(
                 workflow.info().task_queue, self._job.provider
             )
+        # Runs recorded before this change keep their five rehost attempts and leave what a
+        # rehost stored in place; they replay as they ran.
+        self._rehost_until_deadline = workflow.patched(REHOST_UNTIL_DEADLINE)
         deadline = self._input.timings.deadline_seconds
         pipeline = asyncio.create_task(self._generate())
         done, _ = await workflow.wait([pipeline], timeout=deadline)
@@ -214,10 +258,24 @@ class VideoJobWorkflow:
                 video = pipeline.result()
             except JobFailed as failure:
                 await self._release(failure.code, failure.message)
+                await self._discard_output()
                 return
             await self._capture(video)
             return
         pipeline.cancel()
+        if self._rehost_until_deadline and self._rehost_started:
+            # The provider delivered, but the video could not be stored in time: our side
+            # failed the job, so it is refunded. Money moves at the deadline; the rehost is
+            # then awaited (it is cancelled with WAIT_CANCELLATION_COMPLETED), so no upload is
+            # still running when whatever it stored is deleted.
+            await self._release(
+                ErrorCode.REHOST_FAILED,
+                f"the video could not be stored within the {deadline} second deadline",
+            )
+            with contextlib.suppress(asyncio.CancelledError, JobFailed):
+                await pipeline
+            await self._discard_output()
+            return
         with contextlib.suppress(asyncio.CancelledError, JobFailed):
             await pipeline
         await self._cancel_upstream()
@@ -257,6 +315,7 @@ class VideoJobWorkflow:
             )
         except ActivityError as error:
             raise _failure(error, ErrorCode.PROVIDER_ERROR) from None
+        self._rehost_started = True
         try:
             return await workflow.execute_activity_method(
                 RehostActivities.rehost_output,
@@ -268,7 +327,14 @@ class VideoJobWorkflow:
                 ),
                 start_to_close_timeout=timedelta(seconds=timings.media_fetch_timeout_seconds),
                 heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=REHOST_RETRY,
+                retry_policy=(
+                    REHOST_UNTIL_DEADLINE_RETRY if self._rehost_until_deadline else REHOST_RETRY
+                ),
+                cancellation_type=(
+                    ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                    if self._rehost_until_deadline
+                    else ActivityCancellationType.TRY_CANCEL
+                ),
                 summary="rehost video",
             )
         except ActivityError as error:
@@ -297,6 +363,37 @@ class VideoJobWorkflow:
             summary=f"release hold ({code.value})",
         )
         self._set_job(job)
+
+    async def _discard_output(self) -> None:
+        """Delete what a rehost attempt may have stored for a job that ended without it."""
+        if not (self._rehost_until_deadline and self._rehost_started):
+            return
+        try:
+            await workflow.execute_activity_method(
+                RehostActivities.discard_output,
+                self._input.job_id,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(hours=1),
+                retry_policy=DISCARD_RETRY,
+                summary="discard undelivered video",
+            )
+        except ActivityError:
+            workflow.logger.warning("could not delete the undelivered video of a finished job")
+
+    async def _release_unconfirmed_hold(self, rejection: JobFailed) -> None:
+        job = await workflow.execute_activity_method(
+            BillingActivities.release_unconfirmed_hold,
+            ReleaseInput(
+                job_id=self._input.job_id,
+                status=terminal_status_for(rejection.code),
+                error=JobError(code=rejection.code, message=rejection.message),
+            ),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=LEDGER_RETRY,
+            summary="release unconfirmed hold",
+        )
+        if job is not None:
+            workflow.logger.warning("released the hold of an admission whose answer was lost")
 
     async def _cancel_upstream(self) -> None:
         try:
