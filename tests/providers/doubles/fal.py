@@ -26,8 +26,9 @@ input fields are accepted, as fal ignores them, and listed per job in :attr:`Job
 Tests script behaviour. A :class:`Script`, registered per prompt with
 :meth:`FalQueueDouble.script` (``default_script`` otherwise), decides how a request progresses:
 COMPLETED after N status polls (the first of them ``IN_QUEUE``), never, or failing as a model
-error, a content rejection, a platform failure, or a result without a video; and how long its
-video stays downloadable. :meth:`FalQueueDouble.inject` queues :class:`Fault`\\ s per
+error, a content rejection, a platform failure, or a result without a video; how long its
+video stays downloadable, and where the result says the video is.
+:meth:`FalQueueDouble.inject` queues :class:`Fault`\\ s per
 :class:`Operation` (optionally for one prompt only): error answers (429 with ``Retry-After``,
 503 ``runner_scheduling_failure``, a 422 moderation rejection, any status) replace the
 operation, while slow, malformed and dropped answers happen *after* it (a slow submission still
@@ -277,6 +278,9 @@ class Script:
     media_ttl_seconds: float | None = None
     #: What the media host answers once the video has expired (fal.media: 410 or 403).
     media_expired_status: int = 410
+    #: The ``video.url`` the result names instead of this double's media host (an address the
+    #: rehost must refuse, say); None: the double's own ``/media/...`` URL.
+    video_url: str | None = None
 
 
 class Operation(StrEnum):
@@ -644,7 +648,7 @@ class FalQueueDouble:
             return {"seed": 7}, 200, {}
         output: dict[str, Any] = {
             "video": {
-                "url": self.media_url(base, job.request_id),
+                "url": job.script.video_url or self.media_url(base, job.request_id),
                 "content_type": "video/mp4",
                 "file_name": "output.mp4",
                 "file_size": len(self.video),

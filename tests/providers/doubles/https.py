@@ -5,7 +5,7 @@ deployment pointed at a proxy or a double would."""
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from tempfile import mkdtemp
 
@@ -32,9 +32,9 @@ def ca_bundle() -> Path:
     return path
 
 
-@lru_cache(maxsize=1)
-def _server_files() -> tuple[Path, Path]:
-    cert = test_ca().issue_cert(*HOSTNAMES)
+@cache
+def _server_files(hostnames: tuple[str, ...] = HOSTNAMES) -> tuple[Path, Path]:
+    cert = test_ca().issue_cert(*hostnames)
     folder = Path(mkdtemp(prefix="kyma-test-cert-"))
     chain, key = folder / "cert.pem", folder / "key.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
@@ -62,14 +62,17 @@ class DroppedResponse(Response):
 
 
 @asynccontextmanager
-async def serve_https(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve ``app`` over TLS; yields its base URL ``https://localhost:<port>``."""
-    chain, key = _server_files()
+async def serve_https(
+    app: ASGIApp, *, host: str = "127.0.0.1", hostnames: tuple[str, ...] = HOSTNAMES
+) -> AsyncIterator[str]:
+    """Serve ``app`` over TLS on ``host``, with a certificate for ``hostnames``; yields its base
+    URL ``https://<first hostname>:<port>`` (by default ``https://localhost:<port>``)."""
+    chain, key = _server_files(hostnames)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host="127.0.0.1",
+            host=host,
             port=port,
             ssl_certfile=str(chain),
             ssl_keyfile=str(key),
@@ -84,7 +87,7 @@ async def serve_https(app: ASGIApp) -> AsyncIterator[str]:
                 task.result()
             await asyncio.sleep(0.01)
     try:
-        yield f"https://localhost:{port}"
+        yield f"https://{hostnames[0]}:{port}"
     finally:
         server.should_exit = True
         await task

@@ -22,8 +22,9 @@ recorded in :attr:`MiniMaxDouble.violations`, which the tests' fixture requires 
 Tests script behaviour: :class:`TaskScript` decides how new tasks progress (success after N
 polls, ``Fail`` with a code, never finishing), :meth:`MiniMaxDouble.inject` queues
 faults (:class:`Fault`) per endpoint (HTTP statuses, ``base_resp`` codes, slow answers, malformed
-JSON, dropped connections), and ``url_ttl_seconds`` / ``url_max_uses`` / ``stale_retrieves``
-make download URLs expire. The double counts concurrent in-flight requests (``max_in_flight``).
+JSON, dropped connections), ``url_ttl_seconds`` / ``url_max_uses`` / ``stale_retrieves``
+make download URLs expire, and ``download_url`` hands out a URL of the test's choosing. The
+double counts concurrent in-flight requests (``max_in_flight``).
 """
 
 import asyncio
@@ -241,6 +242,9 @@ class MiniMaxDouble:
         #: The next N retrievals hand out the file's previous URL again instead of a fresh one
         #: (MiniMax may well re-serve one URL until it expires; unverified).
         self.stale_retrieves = 0
+        #: Retrievals hand out this URL instead of a signed one on the double's file host (an
+        #: address the rehost must refuse, say).
+        self.download_url: str | None = None
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -399,7 +403,7 @@ class MiniMaxDouble:
 
     def _file_answer(self, request: Request) -> dict[str, Any]:
         file_id = request.query_params["file_id"]
-        url = self._download_url(str(request.base_url).rstrip("/"), file_id)
+        url = self.download_url or self._download_url(str(request.base_url).rstrip("/"), file_id)
         return {
             "file": {
                 "file_id": int(file_id),

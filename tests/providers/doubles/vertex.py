@@ -22,7 +22,8 @@ test that did not expect it fails; a test that provokes one on purpose takes it 
 :meth:`VertexDouble.take_violations`.
 
 Tests choose behaviours: :meth:`VertexDouble.script` decides how the next submitted
-operations end (:func:`video` after N polls, :func:`filtered`, :func:`failed`, :func:`never`),
+operations end (:func:`video` after N polls, with bytes of the test's choosing or gone once
+fetched, :func:`filtered`, :func:`failed`, :func:`never`),
 :meth:`VertexDouble.inject` makes the next requests misbehave (:func:`rate_limited`,
 :func:`unavailable`, :func:`slow`, :func:`malformed_json`, :func:`dropped` …), and
 :meth:`VertexDouble.forget` makes an operation disappear. ``max_in_flight`` is the highest
@@ -225,10 +226,21 @@ class Outcome:
     error_code: int = 0
     error_message: str = ""
     filtered_reasons: tuple[str, ...] = ()
+    #: The finished video's bytes (None: :func:`sample_mp4`), e.g. something that is no video.
+    data: bytes | None = None
+    #: Answers with ``done`` the operation gives before it is gone (404), as an operation that
+    #: expired between the poll that saw it finish and the fetch of its video; None: never.
+    done_answers: int | None = None
 
 
-def video(polls: int = 1, mime_type: str | None = "video/mp4") -> Outcome:
-    return Outcome(Ending.VIDEO, polls, mime_type=mime_type)
+def video(
+    polls: int = 1,
+    mime_type: str | None = "video/mp4",
+    *,
+    data: bytes | None = None,
+    done_answers: int | None = None,
+) -> Outcome:
+    return Outcome(Ending.VIDEO, polls, mime_type=mime_type, data=data, done_answers=done_answers)
 
 
 def filtered(reasons: tuple[str, ...] = (RAI_FILTER_REASON,), polls: int = 1) -> Outcome:
@@ -326,6 +338,7 @@ class _Operation:
     outcome: Outcome
     samples: int
     polls_seen: int = 0
+    done_seen: int = 0
     forgotten: bool = False
 
 
@@ -676,7 +689,12 @@ class VertexDouble:
         operation = self._operations.get(name)
         if operation is None or operation.forgotten:
             return google_error(404, "NOT_FOUND", f"Operation {name} not found.")
-        return JSONResponse(self._answer(operation))
+        answer = self._answer(operation)
+        if answer.get("done"):
+            operation.done_seen += 1
+            limit = operation.outcome.done_answers
+            operation.forgotten = limit is not None and operation.done_seen >= limit
+        return JSONResponse(answer)
 
     def _answer(self, operation: _Operation) -> dict[str, Any]:
         outcome = operation.outcome
@@ -692,7 +710,8 @@ class VertexDouble:
             response["raiMediaFilteredCount"] = operation.samples
             response["raiMediaFilteredReasons"] = list(outcome.filtered_reasons)
         else:
-            sample: dict[str, str] = {"bytesBase64Encoded": base64.b64encode(sample_mp4()).decode()}
+            data = outcome.data if outcome.data is not None else sample_mp4()
+            sample: dict[str, str] = {"bytesBase64Encoded": base64.b64encode(data).decode()}
             if outcome.mime_type is not None:
                 sample["mimeType"] = outcome.mime_type
             response["videos"] = [sample] * operation.samples
