@@ -113,15 +113,26 @@ class JobFailed(Exception):
         )
 
 
+#: What a caller is told when a step failed for an unclassified reason (a database outage, a
+#: bug): the exception's own text (SQL, stack details, hostnames) is for operators, who find it
+#: in the activity failure in history, not for customers.
+_UNCLASSIFIED = {
+    ErrorCode.DB_ERROR: "the billing database is unavailable; nothing was charged",
+    ErrorCode.PROVIDER_ERROR: "the video provider could not be reached",
+    ErrorCode.REHOST_FAILED: "the generated video could not be stored",
+}
+
+
 def _failure(error: ActivityError, fallback: ErrorCode) -> JobFailed:
     cause = error.cause
     if isinstance(cause, ApplicationError):
         try:
             code = ErrorCode(cause.type or "")
         except ValueError:
-            code = fallback
-        return JobFailed(code, cause.message, cause.details)
-    return JobFailed(fallback, str(cause or error))
+            pass
+        else:
+            return JobFailed(code, cause.message, cause.details)
+    return JobFailed(fallback, _UNCLASSIFIED.get(fallback, "the job failed"))
 
 
 @workflow.defn(name="VideoJob")

@@ -177,6 +177,10 @@ async def test_a_hold_the_database_never_takes_is_refused_with_db_error_and_noth
             await run.result()
 
     assert refusal_code(raised) == ErrorCode.DB_ERROR.value
+    # The caller learns what happened, not the driver's exception text (SQL, hostnames).
+    message = str(raised.value.cause)
+    assert "database is unavailable" in message
+    assert "INSERT" not in message.upper() and "asyncpg" not in message
     assert len(scenario.proxy.injected) == ADMISSION_RETRY.maximum_attempts
     assert await scenario.audit.get_job(run.id) is None
     assert await scenario.audit.balance(jobs.caller.account_id) == STARTING_BALANCE
