@@ -169,3 +169,41 @@ def kyma_process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def module_process(
+    module: str,
+    settings_env: Mapping[str, str],
+    *,
+    wait_port: int | None = None,
+    ready: bytes = b"",
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m <module>`` as its own process (e.g. a floor's worker), started, awaited and
+    stopped exactly like :func:`kyma_process`, so a floor and the product get the same
+    treatment."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env={**os.environ, **settings_env},
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE if ready else subprocess.DEVNULL,
+    )
+    try:
+        if wait_port is not None:
+            wait_for_port(wait_port, process)
+        if ready:
+            assert process.stderr is not None
+            while ready not in (line := process.stderr.readline()):
+                if not line and process.poll() is not None:
+                    raise RuntimeError(f"python -m {module} exited with {process.returncode}")
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

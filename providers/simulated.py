@@ -23,6 +23,7 @@ the sense that they would forward them and the provider would reject or ignore t
 import asyncio
 import shutil
 import tempfile
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +48,11 @@ from providers.simulated_media import render_mp4
 Clock = Callable[[], Awaitable[datetime]]
 _CHUNK = 256 * 1024
 _MAX_SIMULATED_SECONDS = 24 * 3600.0
+#: Rendered clips kept per provider for reuse (a clip of the same length and seed is the same
+#: bytes): a real upstream hands over a finished file, so serving one must not cost an encode.
+_CLIP_CACHE_BYTES = 32 * 1024 * 1024
+#: Longer clips (minutes of footage) are rendered for each download and never kept.
+_MAX_CACHED_CLIP_BYTES = 4 * 1024 * 1024
 
 
 async def _utcnow() -> datetime:
@@ -119,6 +125,31 @@ def _seconds_param(params: dict[str, JsonValue], name: str, default: float) -> f
     return float(value)
 
 
+class _Clips:
+    """Recently rendered clips by (delivered milliseconds, seed), least recently used first out,
+    within a byte budget."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._clips: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._bytes = 0
+        self._max_bytes = max_bytes
+
+    def get(self, key: tuple[int, int]) -> bytes | None:
+        clip = self._clips.get(key)
+        if clip is not None:
+            self._clips.move_to_end(key)
+        return clip
+
+    def put(self, key: tuple[int, int], clip: bytes) -> None:
+        if key in self._clips:
+            return
+        self._clips[key] = clip
+        self._bytes += len(clip)
+        while self._bytes > self._max_bytes:
+            _, evicted = self._clips.popitem(last=False)
+            self._bytes -= len(evicted)
+
+
 class SimulatedProvider:
     name = ProviderName.SIMULATED
     simulated = True
@@ -126,6 +157,7 @@ class SimulatedProvider:
     def __init__(self, *, default_seconds: float = 3.0, clock: Clock = _utcnow) -> None:
         self._default_seconds = default_seconds
         self._clock = clock
+        self._clips = _Clips(_CLIP_CACHE_BYTES)
 
     async def _now_ms(self) -> int:
         return int((await self._clock()).timestamp() * 1000)
@@ -201,12 +233,25 @@ class SimulatedProvider:
         if ticket.outcome is Outcome.INVALID_OUTPUT:
             yield b"<html><body>503 Service Unavailable</body></html>"
             return
+        key = (ticket.delivered_ms, ticket.seed)
+        clip = self._clips.get(key)
+        if clip is not None:
+            for start in range(0, len(clip), _CHUNK):
+                yield clip[start : start + _CHUNK]
+            return
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="kyma-simulated-")
         path = Path(workdir) / "output.mp4"
         try:
             await asyncio.to_thread(
                 render_mp4, path, ticket.delivered_ms / 1000, seed=ticket.seed
             )
+            size = await asyncio.to_thread(lambda: path.stat().st_size)
+            if size <= _MAX_CACHED_CLIP_BYTES:
+                clip = await asyncio.to_thread(path.read_bytes)
+                self._clips.put(key, clip)
+                for start in range(0, len(clip), _CHUNK):
+                    yield clip[start : start + _CHUNK]
+                return
             video = await asyncio.to_thread(path.open, "rb")
             try:
                 while chunk := await asyncio.to_thread(video.read, _CHUNK):

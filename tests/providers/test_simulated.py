@@ -16,6 +16,7 @@ import av
 import pytest
 
 from kyma_video.errors import ErrorCode
+from providers import simulated
 from providers.base import (
     MediaRef,
     ProviderError,
@@ -363,6 +364,29 @@ async def test_different_seeds_deliver_different_videos(
     one = await read_media(provider, first, await finished(provider, clock, first))
     two = await read_media(provider, second, await finished(provider, clock, second))
     assert one != two
+
+
+async def test_a_clip_of_the_same_length_and_seed_is_rendered_once_and_served_identically(
+    provider: SimulatedProvider, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real upstream hands over a finished file: serving the same clip again must not cost
+    another encode (that is the provider's work, not the pipeline's), nor change a byte."""
+    renders: list[float] = []
+    real_render = simulated.render_mp4
+
+    def counting_render(path: Any, seconds: float, *, seed: int) -> None:
+        renders.append(seconds)
+        real_render(path, seconds, seed=seed)
+
+    monkeypatch.setattr(simulated, "render_mp4", counting_render)
+    first = await start(provider, duration=1, seed=5, simulate_seconds=0, job_id="vid_a")
+    again = await start(provider, duration=1, seed=5, simulate_seconds=0, job_id="vid_b")
+    other = await start(provider, duration=1, seed=6, simulate_seconds=0, job_id="vid_c")
+    one = await read_media(provider, first, await finished(provider, clock, first))
+    two = await read_media(provider, again, await finished(provider, clock, again))
+    three = await read_media(provider, other, await finished(provider, clock, other))
+    assert one == two != three
+    assert len(renders) == 2
 
 
 async def test_invalid_output_finishes_but_delivers_bytes_that_are_not_an_mp4(
