@@ -2,11 +2,12 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from api.body_limit import BodyLimitMiddleware
-from api.errors import install_error_handlers
+from api.errors import drop_validation_error_responses, install_error_handlers
 from api.routes import catalog, jobs, operations, videos
 from api.services import Services, open_services
 from kyma_video.settings import Settings, get_settings
@@ -44,6 +45,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate_openapi()  # FastAPI's document, built once and cached
+        drop_validation_error_responses(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     for module in (videos, jobs, catalog, operations):
         app.include_router(module.router)

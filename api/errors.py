@@ -2,6 +2,7 @@
 with the status the product documents for its code. Nothing escapes as an unshaped 500."""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,15 +47,17 @@ class BodyTooLarge(KymaError):
         super().__init__(ErrorCode.INVALID_REQUEST, f"request body is larger than {limit} bytes")
 
 
-def error_response(error: KymaError, status: int | None = None) -> JSONResponse:
+def error_response(
+    error: KymaError, status: int | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     body = ErrorBody(error=ErrorDetail(code=error.code, message=error.message, param=error.param))
-    headers = {}
+    sent = dict(headers or {})
     if isinstance(error, RateLimited):
-        headers["Retry-After"] = str(error.retry_after_seconds)
+        sent["Retry-After"] = str(error.retry_after_seconds)
     return JSONResponse(
         body.model_dump(mode="json", exclude_none=True),
         status_code=status or STATUS_BY_CODE.get(error.code, 500),
-        headers=headers,
+        headers=sent,
     )
 
 
@@ -76,6 +79,31 @@ def documented(*codes: ErrorCode, too_large: bool = False) -> dict[int | str, di
     return responses
 
 
+def error_documented(code: ErrorCode, description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route outside the authenticated API that fails one way."""
+    return {
+        STATUS_BY_CODE[code]: {
+            "model": ErrorBody,
+            "description": f"error.code: `{code.value}` ({description})",
+        }
+    }
+
+
+def drop_validation_error_responses(openapi: dict[str, Any]) -> None:
+    """Remove FastAPI's automatic 422 responses from an OpenAPI document, in place.
+
+    A request that fails validation is answered 400 ``invalid_request`` with the error shape
+    above (see ``install_error_handlers``), never 422 with FastAPI's ``detail`` list, so the
+    document must not promise that shape.
+    """
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = openapi.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_: Request, error: BodyTooLarge) -> JSONResponse:
@@ -95,7 +123,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         code = ErrorCode.NOT_FOUND if error.status_code == 404 else ErrorCode.INVALID_REQUEST
-        return error_response(KymaError(code, str(error.detail)), error.status_code)
+        # Keep the exception's headers: a 405 must name the allowed methods (``Allow``).
+        return error_response(KymaError(code, str(error.detail)), error.status_code, error.headers)
 
     @app.exception_handler(RPCError)
     async def _job_runner(_: Request, error: RPCError) -> JSONResponse:

@@ -4,17 +4,26 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kyma_video.jobs import MAX_IDEMPOTENCY_KEY_CHARS, MAX_PROMPT_CHARS
+from kyma_video.jobs import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_PARAMS_DEPTH,
+    MAX_PARAMS_JSON_BYTES,
+    MAX_PROMPT_CHARS,
+)
 from providers.catalog import CATALOG, DEFAULT_DURATION, MAX_DURATION, MIN_DURATION
 
 
 class VideoGenerationBody(BaseModel):
-    """The request body, for documentation. Any other top-level field is a provider param and
-    is forwarded to the provider unchanged (e.g. ``seed``, ``aspect_ratio``)."""
+    """The request body, for documentation (``VideoRequest`` validates)."""
 
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
+            "description": "Any other top-level field is a provider param, forwarded to the "
+            "provider unchanged (e.g. `seed`, `aspect_ratio`). Provider params together are at "
+            f"most {MAX_PARAMS_JSON_BYTES} bytes of JSON nested at most {MAX_PARAMS_DEPTH} "
+            "levels, with finite numbers, integers within 64 bits and no NUL characters. The "
+            "body is UTF-8 JSON without repeated keys, sent as `application/json`.",
             "example": {
                 "model": "kling-3-pro",
                 "prompt": "an architectural fly-through of a glass tower at sunset",
@@ -26,7 +35,11 @@ class VideoGenerationBody(BaseModel):
     )
 
     model: str = Field(description="A video model id.", examples=sorted(CATALOG))
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="Text; no control characters other than tab and line breaks.",
+    )
     duration: int = Field(
         DEFAULT_DURATION,
         ge=MIN_DURATION,

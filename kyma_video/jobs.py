@@ -6,6 +6,8 @@ because every one of them may be written into workflow history.
 
 import hashlib
 import json
+import math
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self
@@ -28,6 +30,20 @@ MAX_IDEMPOTENCY_KEY_CHARS = 128
 MAX_IMAGE_URL_CHARS = 4096
 #: Pass-through params travel in workflow history; keep them small.
 MAX_PARAMS_JSON_BYTES = 16 * 1024
+#: And shallow: pydantic's JSON parser refuses input nested ~200 deep, so deeper params would
+#: pass admission and then fail to decode as the workflow's input. Provider params are flat.
+MAX_PARAMS_DEPTH = 32
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+#: How much of a refused value an error message quotes back.
+_QUOTED_CHARS = 80
+
+#: Not text: NUL and the other C0/C1 control characters (tab and line breaks are ordinary text
+#: in a prompt) and lone surrogates (not Unicode; they cannot be encoded as UTF-8).
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_TEXT_OR_LINE_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: What no stored value may carry: PostgreSQL text and JSONB cannot hold NUL, nor UTF-8 a lone
+#: surrogate.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 #: Fields of the request body that are ours; every other top-level field is a provider param.
 REQUEST_FIELDS = frozenset({"model", "prompt", "duration", "image_url", "idempotency_key"})
@@ -55,7 +71,7 @@ class VideoRequest(BaseModel):
         if not isinstance(value, str) or value not in CATALOG:
             raise _fail(
                 ErrorCode.INVALID_MODEL,
-                f"{value!r} is not a supported video model; see GET /v1/models",
+                f"{_quoted(value)} is not a supported video model; see GET /v1/models",
             )
         return value
 
@@ -67,6 +83,12 @@ class VideoRequest(BaseModel):
         if len(value) > MAX_PROMPT_CHARS:
             raise _fail(
                 ErrorCode.INVALID_PROMPT, f"prompt is longer than {MAX_PROMPT_CHARS} characters"
+            )
+        if _NOT_TEXT.search(value):
+            raise _fail(
+                ErrorCode.INVALID_PROMPT,
+                "prompt may not contain NUL, control characters (other than tab and line "
+                "breaks) or lone surrogates",
             )
         return value
 
@@ -95,10 +117,12 @@ class VideoRequest(BaseModel):
             or not value.startswith("https://")
             or len(value) > MAX_IMAGE_URL_CHARS
             or len(value) <= len("https://")
+            or _NOT_TEXT_OR_LINE_BREAK.search(value)
         ):
             raise _fail(
                 ErrorCode.INVALID_REQUEST,
-                f"image_url must be an https:// URL of at most {MAX_IMAGE_URL_CHARS} characters",
+                f"image_url must be an https:// URL of at most {MAX_IMAGE_URL_CHARS} characters, "
+                "none of them control characters",
             )
         return value
 
@@ -107,11 +131,25 @@ class VideoRequest(BaseModel):
     def _key_length(cls, value: object) -> object:
         if value is None:
             return None
-        if not isinstance(value, str) or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        if (
+            not isinstance(value, str)
+            or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_CHARS
+            or _NOT_TEXT_OR_LINE_BREAK.search(value)
+        ):
             raise _fail(
                 ErrorCode.INVALID_REQUEST,
-                f"idempotency_key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters",
+                f"idempotency_key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters, "
+                "none of them control characters",
             )
+        return value
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _storable_params(cls, value: object) -> object:
+        # Before pydantic walks the value (it would fail deep nesting with a recursion error).
+        problem = _params_problem(value)
+        if problem is not None:
+            raise _fail(ErrorCode.INVALID_REQUEST, f"provider params {problem}")
         return value
 
     @field_validator("params", mode="after")
@@ -155,6 +193,40 @@ class VideoRequest(BaseModel):
             self.model_dump(exclude={"idempotency_key"}), sort_keys=True, separators=(",", ":")
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _quoted(value: object) -> str:
+    """``value`` as an error message may quote it: a caller's 25 MB "model" is not echoed."""
+    if isinstance(value, str) and len(value) > _QUOTED_CHARS:
+        return repr(value[:_QUOTED_CHARS]) + "..."
+    text = repr(value)
+    return text if len(text) <= _QUOTED_CHARS else text[:_QUOTED_CHARS] + "..."
+
+
+def _params_problem(params: object) -> str | None:
+    """Why ``params`` cannot travel as stored JSON (workflow history, JSONB, a provider's
+    request), or None. Iterative, so no nesting depth can exhaust the stack."""
+    pending: list[tuple[object, int]] = [(params, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_PARAMS_DEPTH:
+            return f"are nested deeper than {MAX_PARAMS_DEPTH} levels"
+        if isinstance(value, int) and not _INT64_MIN <= value <= _UINT64_MAX:
+            # Past 64 bits no provider reads the number as sent (nor does our simulated one).
+            return "may not contain integers wider than 64 bits"
+        if isinstance(value, float) and not math.isfinite(value):
+            # Not JSON; serialized as null it would also change the request's fingerprint.
+            return "may not contain NaN or infinite numbers"
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            return "may not contain NUL characters or lone surrogates"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and _UNSTORABLE.search(key):
+                    return "may not contain NUL characters or lone surrogates"
+                pending.append((item, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+    return None
 
 
 _FIELD_CODES = {

@@ -19,8 +19,14 @@ router = APIRouter(tags=["jobs"])
     "expired. `output.url` is our rehosted copy; `charged_amount` is null until succeeded.",
 )
 async def get_job(job_id: str, principal: CurrentPrincipal, services: ServicesDep) -> JobView:
-    record = await services.ledger.get_job_for_account(job_id, principal.account_id)
+    # A job id is printable ASCII; anything else (NUL, which PostgreSQL cannot even compare)
+    # names no job and never reaches the database.
+    record = (
+        await services.ledger.get_job_for_account(job_id, principal.account_id)
+        if job_id.isprintable() and job_id.isascii()
+        else None
+    )
     if record is None:
         # Another account's job is indistinguishable from no job.
-        raise KymaError(ErrorCode.NOT_FOUND, f"no job {job_id!r}", param="job_id")
+        raise KymaError(ErrorCode.NOT_FOUND, f"no job {job_id[:80]!r}", param="job_id")
     return record.view()

@@ -42,6 +42,61 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def _parse_json(raw: bytes) -> Any:
+    """The body as JSON, refusing what parsers disagree on or cannot hold: a repeated key (the
+    first and the last value would both be "the" value), nesting deep enough to exhaust the
+    parser's stack, integers over Python's 4300-digit conversion limit."""
+    try:
+        # Strictly UTF-8 (RFC 8259; a leading BOM is ignored): json.loads(bytes) would also
+        # guess UTF-16/32 and let encoded surrogates through.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise KymaError(ErrorCode.INVALID_REQUEST, "the body is not valid UTF-8") from None
+    try:
+        return json.loads(text, object_pairs_hook=_without_duplicate_keys)
+    except _DuplicateKey as duplicate:
+        raise KymaError(
+            ErrorCode.INVALID_REQUEST, f"the body repeats the key {duplicate.key[:80]!r}"
+        ) from None
+    except RecursionError:
+        raise KymaError(ErrorCode.INVALID_REQUEST, "the body nests JSON too deeply") from None
+    except ValueError:
+        # JSONDecodeError, and integers over Python's 4300-digit conversion limit.
+        raise KymaError(ErrorCode.INVALID_REQUEST, "the body is not valid JSON") from None
+
+
+def _require_json_content_type(request: Request) -> None:
+    """A declared media type must be JSON (an absent one is read as JSON)."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media_type = declared.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise KymaError(
+            ErrorCode.INVALID_REQUEST,
+            f"Content-Type must be application/json, not {declared[:80]!r}",
+        )
+
+
 async def _start(
     request: Request,
     response: Response,
@@ -50,12 +105,8 @@ async def _start(
     allowed_models: frozenset[str] | None,
 ) -> JobView:
     await enforce_request_rate(principal, services)
-    raw = await request.body()
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise KymaError(ErrorCode.INVALID_REQUEST, "the body is not valid JSON") from None
-    video = VideoRequest.from_body(body)
+    _require_json_content_type(request)
+    video = VideoRequest.from_body(_parse_json(await request.body()))
     if allowed_models is not None and video.model not in allowed_models:
         raise KymaError(
             ErrorCode.INVALID_MODEL,
