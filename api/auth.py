@@ -17,7 +17,8 @@ from kyma_video.errors import ErrorCode, KymaError
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kyma_...`")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
     services: Services = request.app.state.services
     return services
 
@@ -40,12 +41,10 @@ async def authenticate(
         raise KymaError(
             ErrorCode.AUTH_ERROR, "missing or malformed Authorization header; use Bearer <key>"
         )
-    key = await services.ledger.authenticate(credentials.credentials)
-    if key is None:
+    found = await services.ledger.authenticate_account(credentials.credentials)
+    if found is None:
         raise KymaError(ErrorCode.AUTH_ERROR, "invalid or revoked API key")
-    account = await services.ledger.get_account(key.account_id)
-    if account is None:
-        raise KymaError(ErrorCode.AUTH_ERROR, "invalid or revoked API key")
+    key, account = found
     return Principal(key_id=key.id, account_id=account.id, tier=account.tier)
 
 

@@ -207,3 +207,21 @@ def module_process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def compiled_bytecode() -> Iterator[None]:
+    """Processes started inside may write and read compiled bytecode (``__pycache__``, which
+    git ignores), as an installed package has it (pip compiles on install).
+
+    Without it (``PYTHONDONTWRITEBYTECODE`` set, as on some development machines) every import
+    of a project module compiles its source, and Temporal's workflow sandbox imports the
+    workflow module afresh for every workflow run: the product worker then pays a compile of
+    ``workflows/video_job.py`` per job, which no deployment pays.
+    """
+    previous = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            os.environ["PYTHONDONTWRITEBYTECODE"] = previous

@@ -158,7 +158,9 @@ class LedgerEntry(Base):
 
 
 class RateLimitWindow(Base):
-    """Requests an account made in one minute, counted where every API replica can see them."""
+    """Requests an account made in one minute, counted where every API replica can see them.
+
+    UNLOGGED on PostgreSQL (migration 0003): ephemeral counts, no WAL flush per request."""
 
     __tablename__ = "rate_limit_windows"
 
