@@ -33,19 +33,30 @@ class Principal:
     tier: str
 
 
-async def authenticate(
-    services: ServicesDep,
+#: Why a presented key was refused (401 ``auth_error``).
+INVALID_KEY = "invalid or revoked API key"
+
+
+def presented_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
+) -> str:
+    """The key from ``Authorization: Bearer <key>``, not yet checked."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise KymaError(
             ErrorCode.AUTH_ERROR, "missing or malformed Authorization header; use Bearer <key>"
         )
-    found = await services.ledger.authenticate_account(credentials.credentials)
+    return credentials.credentials
+
+
+PresentedKey = Annotated[str, Depends(presented_key)]
+
+
+async def authenticate(services: ServicesDep, key: PresentedKey) -> Principal:
+    found = await services.ledger.authenticate_account(key)
     if found is None:
-        raise KymaError(ErrorCode.AUTH_ERROR, "invalid or revoked API key")
-    key, account = found
-    return Principal(key_id=key.id, account_id=account.id, tier=account.tier)
+        raise KymaError(ErrorCode.AUTH_ERROR, INVALID_KEY)
+    record, account = found
+    return Principal(key_id=record.id, account_id=account.id, tier=account.tier)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

@@ -22,7 +22,19 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Self
 
-from sqlalchemy import Row, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -92,6 +104,20 @@ _KEY_WITH_ACCOUNT = (
     .where(API_KEYS.c.key_hash == bindparam("digest"))
 )
 _JOB_BY_ID = select(JOBS).where(JOBS.c.id == bindparam("job_id"))
+#: The job columns read along with a key, labelled ``job_<column>``.
+_KEY_JOB_COLUMNS = tuple(column.label(f"job_{column.name}") for column in JOBS.c)
+#: A key and, if its account owns it, one job: the whole of a poll (``GET /v1/jobs/{id}``),
+#: which clients repeat every few seconds per job, in one round trip.
+_KEY_WITH_JOB = (
+    select(*_API_KEY_COLUMNS, API_KEYS.c.key_hash, *_KEY_JOB_COLUMNS)
+    .select_from(
+        API_KEYS.outerjoin(
+            JOBS,
+            and_(JOBS.c.id == bindparam("job_id"), JOBS.c.account_id == API_KEYS.c.account_id),
+        )
+    )
+    .where(API_KEYS.c.key_hash == bindparam("digest"))
+)
 # Likewise the admission's inserts: executed with a dict of values, the statement is the same.
 _INSERT_JOB = insert(JOBS)
 _INSERT_ENTRY = insert(ENTRIES)
@@ -111,6 +137,24 @@ AnyRow = Row[*tuple[Any, ...]]
 
 def _values(row: AnyRow) -> dict[str, Any]:
     return dict(row._mapping)
+
+
+def _plausible_key_digest(plaintext: object) -> str | None:
+    """The digest to look a key up by, or None for what cannot be one of our keys."""
+    if (
+        not isinstance(plaintext, str)
+        or not plaintext.startswith(API_KEY_PREFIX)
+        or len(plaintext) > MAX_API_KEY_CHARS
+    ):
+        return None
+    return _hash_key(plaintext)
+
+
+def _live_key_row(row: AnyRow | None, digest: str) -> bool:
+    if row is None or row.revoked_at is not None:
+        return False
+    # The lookup was by index; the constant-time comparison is the actual check.
+    return hmac.compare_digest(row.key_hash, digest)
 
 
 class Ledger:
@@ -340,20 +384,14 @@ class Ledger:
     ) -> tuple[ApiKeyRecord, AccountRecord] | None:
         """The live key whose plaintext this is and its account, read in one query; None if
         the key is unknown, revoked or malformed. (The API does this on every request.)"""
-        if (
-            not isinstance(plaintext, str)
-            or not plaintext.startswith(API_KEY_PREFIX)
-            or len(plaintext) > MAX_API_KEY_CHARS
-        ):
+        digest = _plausible_key_digest(plaintext)
+        if digest is None:
             return None
-        digest = _hash_key(plaintext)
         async with self._statements() as conn:
             row = (await conn.execute(_KEY_WITH_ACCOUNT, {"digest": digest})).first()
-        if row is None or row.revoked_at is not None:
+        if not _live_key_row(row, digest):
             return None
-        # The lookup was by index; the constant-time comparison is the actual check.
-        if not hmac.compare_digest(row.key_hash, digest):
-            return None
+        assert row is not None
         values = _values(row)
         key = ApiKeyRecord.model_validate({c.name: values[c.name] for c in _API_KEY_COLUMNS})
         account = AccountRecord(
@@ -364,6 +402,32 @@ class Ledger:
             created_at=row.account_created_at,
         )
         return key, account
+
+    async def job_for_key(
+        self, plaintext: str, job_id: str
+    ) -> tuple[ApiKeyRecord, JobRecord | None] | None:
+        """Authenticate a key and read one of its account's jobs in a single query.
+
+        Returns None if the key is unknown, revoked or malformed; otherwise the key and the
+        job, which is None when the key's account has no job ``job_id`` (another account's
+        job is not told apart from a missing one).
+        """
+        digest = _plausible_key_digest(plaintext)
+        if digest is None:
+            return None
+        async with self._statements() as conn:
+            row = (
+                await conn.execute(_KEY_WITH_JOB, {"digest": digest, "job_id": job_id})
+            ).first()
+        if not _live_key_row(row, digest):
+            return None
+        assert row is not None
+        values = _values(row)
+        key = ApiKeyRecord.model_validate({c.name: values[c.name] for c in _API_KEY_COLUMNS})
+        if values["job_id"] is None:
+            return key, None
+        job = JobRecord.model_validate({c.name: values[f"job_{c.name}"] for c in JOBS.c})
+        return key, job
 
     async def revoke_api_key(self, key_id: str) -> None:
         """Revoke a key; revoking a revoked key changes nothing.

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import text
 
 from ledger import Ledger, LedgerConflict
-from tests.ledger.factories import funded_account
+from tests.ledger.factories import funded_account, new_job
 
 
 async def _database_dump(ledger: Ledger) -> str:
@@ -89,3 +89,25 @@ async def test_keys_need_an_existing_account_and_revoking_needs_an_existing_key(
         await ledger.create_api_key("acct_missing")
     with pytest.raises(LedgerConflict):
         await ledger.revoke_api_key("key_missing")
+
+
+async def test_a_key_reads_its_own_accounts_job_in_one_query_and_nothing_else(
+    ledger: Ledger,
+) -> None:
+    owner, other = await funded_account(ledger), await funded_account(ledger)
+    key, plaintext = await ledger.create_api_key(owner)
+    _, other_plaintext = await ledger.create_api_key(other)
+    job = (await ledger.place_hold(new_job(owner))).job
+
+    found = await ledger.job_for_key(plaintext, job.id)
+    assert found == (key, job)
+    # Another account's key sees no job at all (as if the id did not exist).
+    other_found = await ledger.job_for_key(other_plaintext, job.id)
+    assert other_found is not None and other_found[1] is None
+    missing = await ledger.job_for_key(plaintext, "job_missing")
+    assert missing == (key, None)
+    # Unknown, malformed and revoked keys read nothing.
+    assert await ledger.job_for_key("kyma_" + "0" * 40, job.id) is None
+    assert await ledger.job_for_key("not-a-key", job.id) is None
+    await ledger.revoke_api_key(key.id)
+    assert await ledger.job_for_key(plaintext, job.id) is None
