@@ -37,10 +37,11 @@ class Principal:
 INVALID_KEY = "invalid or revoked API key"
 
 
-def presented_key(
+async def presented_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
-    """The key from ``Authorization: Bearer <key>``, not yet checked."""
+    """The key from ``Authorization: Bearer <key>``, not yet checked (async for the same
+    reason as :func:`get_services`)."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise KymaError(
             ErrorCode.AUTH_ERROR, "missing or malformed Authorization header; use Bearer <key>"
