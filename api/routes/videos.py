@@ -10,8 +10,8 @@ from api.errors import documented
 from api.rate_limit import enforce_request_rate
 from api.schemas import VideoGenerationBody
 from api.services import Services
-from kyma_video.client import Caller
-from kyma_video.errors import ErrorCode, KymaError
+from kyma_video.client import Caller, derive_job_id
+from kyma_video.errors import ErrorCode, IdempotencyConflict, KymaError
 from kyma_video.jobs import JobView, VideoRequest
 from providers.catalog import CATALOG, ProviderName
 
@@ -113,6 +113,10 @@ async def _start(
             f"{video.model!r} is not served on this route; use one of {sorted(allowed_models)}",
             param="model",
         )
+    replayed = await _replay_from_ledger(video, principal, services)
+    if replayed is not None:
+        response.status_code = 200
+        return replayed
     limits = services.limits_for(principal.tier)
     admission = await services.jobs.start_job(
         video,
@@ -129,6 +133,28 @@ async def _start(
         if record is not None:
             return record.view()
     return admission.job
+
+
+async def _replay_from_ledger(
+    video: VideoRequest, principal: Principal, services: Services
+) -> JobView | None:
+    """Answer a retried request whose job is already recorded without asking Temporal.
+
+    Retries come in bursts (a client timing out and retrying, many workers submitting the same
+    key): each one sent to Temporal is an update on the same workflow, and a workflow accepts
+    only a few in-flight updates at once, so a burst would queue behind Temporal's own
+    back-off. The job row is the answer anyway: a replay returns the job as it stands now.
+    Requests whose job is not recorded yet (still being admitted, or refused) go through
+    Temporal, which decides them exactly once.
+    """
+    if video.idempotency_key is None:
+        return None
+    record = await services.ledger.get_job(derive_job_id(principal.key_id, video.idempotency_key))
+    if record is None or record.account_id != principal.account_id:
+        return None
+    if record.fingerprint != video.fingerprint():
+        raise IdempotencyConflict()
+    return record.view()
 
 
 @router.post(

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from providers.catalog import CATALOG
-from tests.api.conftest import Stack
+from tests.api.conftest import Stack, serving
 from tests.api.test_errors import GENERATIONS, GENMEDIA, VALID, poll_until_done
+from tests.support import free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -69,6 +70,33 @@ async def test_a_replay_is_200_with_the_same_job_and_no_second_charge(stack: Sta
     assert after.status_code == 200
     assert after.json() == finished
     assert await stack.ledger.balance(account) == settled
+
+
+async def test_a_replay_of_a_recorded_job_is_answered_from_the_ledger_without_temporal(
+    stack: Stack,
+):
+    """Retries come in bursts; a workflow takes only a few updates at once, so a job that is
+    already recorded is answered from its row (here with Temporal unreachable to prove it)."""
+    account, auth = await stack.account()
+    body = {**VALID, "idempotency_key": "retry-storm"}
+    first = await stack.http.post(GENERATIONS, json=body, headers=auth)
+    assert first.status_code == 202
+    held = await stack.ledger.balance(account)
+    no_temporal = stack.settings.model_copy(
+        update={"temporal_address": "127.0.0.1:1", "api_port": free_port()}
+    )
+    async with serving(no_temporal) as url, httpx.AsyncClient(base_url=url) as http:
+        again = await http.post(GENERATIONS, json=body, headers=auth)
+        changed = await http.post(GENERATIONS, json={**body, "duration": 10}, headers=auth)
+        fresh = await http.post(GENERATIONS, json={**body, "idempotency_key": "new"}, headers=auth)
+    assert again.status_code == 200
+    assert again.json()["job_id"] == first.json()["job_id"]
+    assert changed.status_code == 409
+    assert changed.json()["error"]["code"] == "idempotency_conflict"
+    # A request whose job is not recorded still needs Temporal, which is unreachable here.
+    assert fresh.status_code == 500
+    assert await stack.ledger.balance(account) == held
+    await poll_until_done(stack, auth, first.json()["job_id"])
 
 
 async def test_fifty_concurrent_posts_with_one_key_make_one_job_and_one_hold(stack: Stack):
