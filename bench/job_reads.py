@@ -12,9 +12,9 @@ Floor: ``GET /healthz``, the app's liveness probe. It touches nothing (no key, n
 it measures what the same process, server, HTTP stack, middleware and load generator cost per
 request; what a job read costs above it is authentication, the job lookup and the job's JSON.
 The endpoint exists for operators anyway (liveness probes); nothing was added for this
-benchmark. The target is a job read rate ≥ 0.5× the probe's. At a fixed concurrency a closed
-loop's rate is C / mean latency, so the p99 figure is judged against the same factor inverted
-(≤ 2× the probe's p99).
+benchmark. The target is a job read rate ≥ 0.5× the probe's; the p99 of both is reported beside
+it (the issue sets no p99 target: a read's tail includes a database round trip the probe never
+makes, so the two tails are not expected to scale alike).
 
 Rounds of the two alternate (time-boxed, same length), after a discarded warm-up of each, so a
 load spike on the machine hits both; the CPU each process spends per request is read over the
@@ -195,16 +195,14 @@ async def run(quick: bool) -> Section:
     section.figures += [
         Figure(f"requests/s, {CLIENTS} clients", subject.rate, "req/s", 0.5, Goal.AT_LEAST,
                floor=floor.rate, floor_name="GET /healthz", raw=raw),
-        Figure(f"p99, {CLIENTS} clients", s99, "ms", 2.0, Goal.AT_MOST,
-               floor=f99, floor_name="GET /healthz", raw=raw),
     ]  # fmt: skip
     section.notes += [
         f"{CLIENTS} clients, each its own account and API key, read their own "
         f"{plan.jobs_per_client} jobs in turn, back to back; {plan.rounds} alternating rounds "
         f"of {plan.round_seconds:g} s per endpoint after a discarded warm-up.",
         "Floor: `GET /healthz`, the liveness probe of the same app: same process, server, "
-        "middleware and client, no key and no database. The p99 target (≤ 2×) is the rate "
-        "target (≥ 0.5×) inverted: at fixed concurrency rate = clients / mean latency.",
+        "middleware and client, no key and no database. p99 latencies of both are in the raw "
+        "column.",
         meter.note(subject.name, floor.name),
         "The jobs are pending holds written before measuring by `Ledger.place_hold`, the "
         "admission activity's own call, so the stack is PostgreSQL and the API process only "
@@ -213,9 +211,9 @@ async def run(quick: bool) -> Section:
     if not section.met:
         section.notes.append(
             "Why the target is missed (py-spy of the API under this load; the CPU line above is "
-            "this run's): a job read costs the API process about 4× the CPU of the probe. It is "
-            "two SQL statements through SQLAlchemy (the key with its account, then the job), "
-            "each ~0.3 ms of Python for a single-row read, plus FastAPI's dependency "
+            "this run's): a job read costs the API process several times the CPU of the probe. "
+            "It is one SQL statement through SQLAlchemy (the key joined with the job), ~0.3 ms "
+            "of Python for a single-row read, plus FastAPI's dependency "
             "resolution for an authenticated route and the job's JSON; PostgreSQL's share is "
             "small. With everything sharing two cores, the rate ratio is close to the ratio of "
             "total CPU per request (API + load generator + PostgreSQL)."
