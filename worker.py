@@ -61,6 +61,8 @@ def build_worker(
     **main_options: Any,
 ) -> WorkerGroup:
     drain = timedelta(seconds=settings.worker_graceful_shutdown_seconds)
+    # Tests pass worker options of their own (e.g. no cache); they win over the settings.
+    main_options = {"max_cached_workflows": settings.worker_max_cached_workflows, **main_options}
     main = Worker(
         client,
         task_queue=settings.task_queue,

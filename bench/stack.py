@@ -30,7 +30,7 @@ from ledger import migrate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_SERVER = os.environ.get(
-    "KYMA_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    "KYMA_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "benchmark",

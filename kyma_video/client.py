@@ -12,10 +12,12 @@ answered from the finished run's result.
 """
 
 import contextlib
+import dataclasses
 import hashlib
 import uuid
 from dataclasses import dataclass
 
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -29,7 +31,12 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
+from temporalio.exceptions import (
+    ApplicationError,
+    ApplicationErrorCategory,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.runtime import Runtime
 
 from kyma_video import search_attributes
@@ -40,6 +47,42 @@ from workflows.messages import AdmitRequest, JobInput, JobOutcome, JobTimings
 from workflows.video_job import VideoJobWorkflow
 
 JOB_ID_PREFIX = "vid_"
+
+
+class _BenignWithoutTraceback(DefaultFailureConverter):
+    """The default failure converter, minus the stack trace of a benign application error.
+
+    A benign error is an expected outcome, not a fault: ``upstream_pending``, raised on every
+    poll of a running upstream job so that Temporal retries the look after the poll interval
+    (see ``activities.upstream``). Formatting its traceback (``traceback.format_tb`` parses the
+    source of every frame) was the largest single cost of a poll in the worker, paid a thousand
+    times per interval with a thousand jobs waiting, for a trace nobody reads. Every other
+    failure keeps its stack trace; a benign error with a cause keeps it too.
+    """
+
+    def to_failure(
+        self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
+    ) -> None:
+        if not (
+            isinstance(exception, ApplicationError)
+            and exception.category is ApplicationErrorCategory.BENIGN
+            and exception.__cause__ is None
+        ):
+            super().to_failure(exception, payload_converter, failure)
+            return
+        traceback = exception.__traceback__
+        exception.__traceback__ = None
+        try:
+            super().to_failure(exception, payload_converter, failure)
+        finally:
+            exception.__traceback__ = traceback
+
+
+#: The data converter every kyma-video process must share: pydantic payloads, and failures
+#: encoded as by default except that benign ones travel without a stack trace.
+DATA_CONVERTER: DataConverter = dataclasses.replace(
+    pydantic_data_converter, failure_converter_class=_BenignWithoutTraceback
+)
 
 
 def derive_job_id(api_key_id: str, idempotency_key: str | None) -> str:
@@ -81,7 +124,7 @@ async def connect(
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         runtime=runtime,
         lazy=lazy,
     )

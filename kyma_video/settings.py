@@ -72,8 +72,13 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = Field(
         600, ge=10, description="Durable deadline per job; on expiry the hold is released."
     )
+    # Each look is one Temporal activity task: 1.2-1.8 ms of worker CPU on a busy 2-core
+    # machine, no more than a bare Temporal activity retry costs there (bench.in_flight). So
+    # the interval is what waiting costs: 1,000 waiting jobs at 20 s are 50 looks/s, 6-9% of a
+    # core (at the former 5 s, 200 looks/s took 25-35%). A provider's own "look again in N s"
+    # hint wins (MiniMax asks for 10 s, Vertex 12 s); fal gives none, so its jobs poll at this.
     poll_interval_seconds: float = Field(
-        5.0, gt=0, description="How often a running upstream job is polled."
+        20.0, gt=0, description="How often a running upstream job is polled."
     )
     admission_timeout_seconds: int = Field(
         60, ge=1, description="How long a started job waits for its `admit` update."
@@ -180,6 +185,14 @@ class Settings(BaseSettings):
     )
     worker_max_concurrent_workflow_tasks: int = Field(
         100, ge=1, description="Workflow tasks one worker runs at once."
+    )
+    worker_max_cached_workflows: int = Field(
+        200,
+        ge=0,
+        description="Workflow runs one worker keeps in memory between their tasks (each "
+        "costs ~200 kB). A job's tasks come in two short bursts (admission, completion) minutes "
+        "apart, so the cache only needs the jobs inside a burst; an evicted job replays its "
+        "short history once when it next has work. 0 turns the cache off.",
     )
     worker_graceful_shutdown_seconds: int = Field(
         30, ge=0, description="On SIGTERM, how long in-flight activities get to finish."

@@ -10,13 +10,13 @@ from typing import Annotated
 import httpx
 import typer
 import uvicorn
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api import create_app
 from kyma_video import search_attributes
 from kyma_video.cli._app import app
 from kyma_video.cli._remote import DEMO_KEY_FILE, TERMINAL, save_demo_key
+from kyma_video.client import DATA_CONVERTER
 from kyma_video.settings import BlobBackend, Settings, get_settings
 from kyma_video.temporal_binaries import dev_server_path
 
@@ -93,7 +93,7 @@ async def run_dev(settings: Settings, demo_balance: Decimal, *, demo: bool = Fal
         dev_server_existing_path=dev_server_path(),
         dev_server_database_filename=str(settings.data_dir / "temporal.db"),
         dev_server_log_level="error",
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         search_attributes=search_attributes.ALL,
     )
     async with env:
