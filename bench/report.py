@@ -176,6 +176,8 @@ def document(sections: Sequence[Section], *, command: str, quick: bool) -> str:
         f"- When: {when}",
         f"- Machine: {machine_description()}",
         f"- Targets met: {met} of {len(sections)} benchmarks",
+        "- Where a target is missed, the section's notes say why; what was fixed and the plan "
+        "for the rest are in [performance-plan.md](performance-plan.md).",
         "",
     ]
     return "\n".join(head) + "\n" + "\n".join(section.markdown() for section in sections)
