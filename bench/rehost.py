@@ -58,7 +58,7 @@ from botocore.exceptions import ClientError
 
 from bench._cli import standalone
 from bench.report import Figure, Goal, Section
-from bench.stack import REPO_ROOT, free_port, moto_s3, wait_for_port
+from bench.stack import REPO_ROOT, free_port, module_process, moto_s3
 
 MB = 1_000_000
 BUCKET = "bench-rehost"
@@ -302,19 +302,8 @@ def http_origin(directory: Path) -> Iterator[str]:
     """An HTTP server for the files in ``directory``, in its own process."""
     port = free_port()
     spec = {"role": "origin", "directory": str(directory), "port": str(port)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.rehost"],
-        env={**os.environ, CHILD_SPEC: json.dumps(spec)},
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, server, timeout=30)
+    with module_process("bench.rehost", {CHILD_SPEC: json.dumps(spec)}, wait_port=port):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _server_process(endpoint: str) -> psutil.Process:

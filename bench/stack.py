@@ -133,57 +133,38 @@ def moto_s3() -> Iterator[str]:
         server.wait(timeout=10)
 
 
-@contextlib.contextmanager
 def kyma_process(
     role: str, settings_env: Mapping[str, str], *, wait_port: int | None = None, ready: bytes = b""
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     """``kyma-video <role>`` (``api`` or ``worker``) as its own process, configured only by
     ``KYMA_*`` variables; stopped with SIGTERM (the worker drains) and reaped afterwards.
 
     Readiness: ``wait_port`` (the API's port answers) or a line of stderr containing ``ready``
     (the worker logs ``worker polling``).
     """
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "kyma-video"), role],
-        env={**os.environ, **settings_env},
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE if ready else subprocess.DEVNULL,
-    )
-    try:
-        if wait_port is not None:
-            wait_for_port(wait_port, process)
-        if ready:
-            assert process.stderr is not None
-            while ready not in (line := process.stderr.readline()):
-                if not line and process.poll() is not None:
-                    raise RuntimeError(f"kyma-video {role} exited with {process.returncode}")
-            # Keep draining stderr so a chatty process never blocks on a full pipe.
-            threading.Thread(target=process.stderr.read, daemon=True).start()
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    command = [str(Path(sys.executable).parent / "kyma-video"), role]
+    return _process(command, settings_env, wait_port=wait_port, ready=ready)
 
 
-@contextlib.contextmanager
 def module_process(
     module: str,
     settings_env: Mapping[str, str],
     *,
     wait_port: int | None = None,
     ready: bytes = b"",
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     """``python -m <module>`` as its own process (e.g. a floor's worker), started, awaited and
     stopped exactly like :func:`kyma_process`, so a floor and the product get the same
     treatment."""
+    return _process([sys.executable, "-m", module], settings_env, wait_port=wait_port, ready=ready)
+
+
+@contextlib.contextmanager
+def _process(
+    command: list[str], settings_env: Mapping[str, str], *, wait_port: int | None, ready: bytes
+) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", module],
+        command,
         env={**os.environ, **settings_env},
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
@@ -196,7 +177,8 @@ def module_process(
             assert process.stderr is not None
             while ready not in (line := process.stderr.readline()):
                 if not line and process.poll() is not None:
-                    raise RuntimeError(f"python -m {module} exited with {process.returncode}")
+                    raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
+            # Keep draining stderr so a chatty process never blocks on a full pipe.
             threading.Thread(target=process.stderr.read, daemon=True).start()
         yield process
     finally:
