@@ -18,7 +18,6 @@ another floor adds its definitions in a section of its own below and lists them 
 import asyncio
 import contextlib
 import logging
-import signal
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
@@ -99,16 +98,9 @@ async def run_floor_worker(stop: asyncio.Event) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from bench.stack import run_until_signalled
 
-    async def _run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_floor_worker(stop)
-
-    asyncio.run(_run())
+    run_until_signalled(run_floor_worker)
 
 
 @contextlib.contextmanager

@@ -52,7 +52,6 @@ import json
 import logging
 import os
 import re
-import signal
 import statistics
 import tempfile
 import time
@@ -80,6 +79,7 @@ from bench.stack import (
     kyma_process,
     module_process,
     postgres_database,
+    run_until_signalled,
     temporal_dev_server,
 )
 from kyma_video.client import Caller, JobClient, connect
@@ -163,16 +163,7 @@ async def run_floor_worker(stop: asyncio.Event) -> None:
 
 
 def floor_main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-    async def _run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_floor_worker(stop)
-
-    asyncio.run(_run())
+    run_until_signalled(run_floor_worker)
 
 
 # -- Measuring a process ------------------------------------------------------------------------

@@ -7,7 +7,9 @@ started with ``KYMA_*`` settings, exactly as operators run them. The load genera
 benchmark process itself.
 """
 
+import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -16,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -207,3 +209,18 @@ def compiled_bytecode() -> Iterator[None]:
     finally:
         if previous is not None:
             os.environ["PYTHONDONTWRITEBYTECODE"] = previous
+
+
+def run_until_signalled(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """The main of a benchmark's own worker process: log like ``worker.py`` and run ``serve``
+    until SIGTERM or SIGINT sets its stop event (how :func:`module_process` stops it)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(stop)
+
+    asyncio.run(_run())
