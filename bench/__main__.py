@@ -49,7 +49,9 @@ def main() -> None:
         if args.quick:
             command.append("--quick")
         print(f"running bench.{name} ...", file=sys.stderr, flush=True)
+        began = time.monotonic()
         done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        print(f"bench.{name} took {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
         if done.returncode != 0:
             sys.stderr.write(done.stderr)
             raise SystemExit(f"bench.{name} failed with exit code {done.returncode}")

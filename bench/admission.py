@@ -80,7 +80,7 @@ class Plan:
 
 
 FULL = {1: Plan(20, 8), 20: Plan(6, 6), 100: Plan(2, 6)}
-QUICK = {1: Plan(8, 2), 20: Plan(3, 2), 100: Plan(1, 2)}
+QUICK = {1: Plan(8, 2), 20: Plan(2, 2), 100: Plan(1, 1)}
 
 
 @dataclass(frozen=True)

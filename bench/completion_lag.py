@@ -96,7 +96,7 @@ def _median_ms(samples: list[Lag], part: str) -> str:
 
 
 async def run(quick: bool) -> Section:
-    jobs_per_interval = 6 if quick else 30
+    jobs_per_interval = 4 if quick else 30
     #: Upstream durations are drawn from this range (seconds).
     shortest, longest = (1.5, 3.0) if quick else (2.0, 6.0)
     #: Seconds between two job starts.

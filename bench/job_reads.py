@@ -60,7 +60,7 @@ class Plan:
 
 
 FULL = Plan(jobs_per_client=4, rounds=10, round_seconds=4.0)
-QUICK = Plan(jobs_per_client=2, rounds=2, round_seconds=1.5)
+QUICK = Plan(jobs_per_client=2, rounds=2, round_seconds=1.0)
 
 
 @dataclass

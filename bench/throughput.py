@@ -224,7 +224,7 @@ def _breakdown(times: dict[str, float]) -> str:
 
 async def run(quick: bool) -> Section:
     in_flight = IN_FLIGHT
-    jobs_per_round = 32 if quick else 120
+    jobs_per_round = 24 if quick else 120
     rounds = 2 if quick else 4
     section = Section(2, "Pipeline throughput", COMMAND + (" --quick" if quick else ""))
 
